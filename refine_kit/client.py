@@ -1,0 +1,134 @@
+"""The LLM client layer: one `openai.AsyncOpenAI` per back-end, and `call_llm`.
+
+The offline model plugs in as the client's HTTP transport, so everything above this module
+is identical for offline and real runs. Clients are created lazily because the SDK refuses
+to construct one without a key, and a missing key must surface as one clear error at the
+first call, not at import.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import os
+import time
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import httpx2
+import openai
+from flyte.errors import NonRecoverableError
+
+from refine_kit.models import LLMReply, Usage
+from refine_kit.offline_transport import OfflineTransport
+from refine_kit.settings import API_KEY_ENV, LLMConfig
+
+# The offline transport answers before any connection is made; a loopback URL keeps even a
+# misconfiguration from ever reaching the network.
+OFFLINE_BASE_URL = "http://127.0.0.1:9/offline/v1"
+
+_active_config: contextvars.ContextVar[LLMConfig | None] = contextvars.ContextVar(
+    "refine_kit_llm_config", default=None
+)
+# One client per event loop and config: httpx connection pools belong to the loop they run on.
+_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[LLMConfig, openai.AsyncOpenAI]]
+_clients = weakref.WeakKeyDictionary()
+
+# Errors that no retry can fix: the request itself or the credentials are wrong.
+_PERMANENT_ERRORS = (
+    openai.AuthenticationError,
+    openai.PermissionDeniedError,
+    openai.NotFoundError,
+    openai.BadRequestError,
+    openai.UnprocessableEntityError,
+)
+
+
+@contextmanager
+def llm_session(config: LLMConfig) -> Iterator[LLMConfig]:
+    """Make `config` the one `call_llm` uses inside this block (and the traced calls in it)."""
+    token = _active_config.set(config)
+    try:
+        yield config
+    finally:
+        _active_config.reset(token)
+
+
+def current_config() -> LLMConfig:
+    """The config of the enclosing `llm_session`, or the one the environment describes."""
+    config = _active_config.get()
+    if config is None:
+        from refine_kit.settings import Settings
+
+        config = Settings().llm_config()
+    return config
+
+
+def get_client(config: LLMConfig) -> openai.AsyncOpenAI:
+    """The client for `config` on the running event loop, created on first use."""
+    loop = asyncio.get_running_loop()
+    per_loop = _clients.setdefault(loop, {})
+    client = per_loop.get(config)
+    if client is None:
+        client = per_loop[config] = _make_client(config)
+    return client
+
+
+def _make_client(config: LLMConfig) -> openai.AsyncOpenAI:
+    common = {"timeout": config.request_timeout, "max_retries": config.client_max_retries}
+    if config.backend == "offline":
+        transport = OfflineTransport(latency=config.offline_latency)
+        return openai.AsyncOpenAI(
+            api_key="offline",
+            base_url=OFFLINE_BASE_URL,
+            http_client=httpx2.AsyncClient(transport=transport),
+            **common,
+        )
+    key = os.environ.get(API_KEY_ENV)
+    if not key and not config.base_url:
+        raise NonRecoverableError(
+            f"No API key: the 'openai' back-end needs {API_KEY_ENV} (on a cluster, the "
+            "'openai-api-key' secret). Set it, point base_url at an OpenAI-compatible server, "
+            "or use the offline back-end."
+        )
+    # Local OpenAI-compatible servers (vLLM, Ollama, LM Studio) accept any key.
+    return openai.AsyncOpenAI(api_key=key or "not-needed", base_url=config.base_url, **common)
+
+
+async def call_llm(prompt: str, system: str, json_mode: bool = False) -> LLMReply:
+    """Make one chat completion and return its text with usage and timing.
+
+    Not traced itself: each traced step around it makes exactly one call and validates the
+    answer inside the trace, so a retry never replays an answer that failed validation.
+    Transient HTTP errors (429, 5xx, timeouts, dropped connections) are retried by the
+    OpenAI client with backoff, honouring Retry-After; errors no retry can fix are raised
+    as `NonRecoverableError` so Flyte does not retry the task either.
+    """
+    config = current_config()
+    client = get_client(config)
+    kwargs: dict = {
+        "model": config.model,
+        "messages": [{"role": "system", "content": system}, {"role": "user", "content": prompt}],
+    }
+    # OpenAI's newer models take max_completion_tokens; compatible servers know max_tokens.
+    kwargs["max_tokens" if config.base_url else "max_completion_tokens"] = config.max_tokens
+    if json_mode:
+        kwargs["response_format"] = {"type": "json_object"}
+    started = time.time()
+    try:
+        response = await client.chat.completions.create(**kwargs)
+    except _PERMANENT_ERRORS as exc:
+        raise NonRecoverableError(f"{type(exc).__name__} from the LLM endpoint: {exc}") from exc
+    usage = response.usage
+    return LLMReply(
+        text=response.choices[0].message.content or "",
+        usage=Usage(
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            total_tokens=usage.total_tokens if usage else 0,
+        ),
+        model=response.model or config.model,
+        started_at=started,
+        seconds=time.time() - started,
+    )

@@ -1,0 +1,151 @@
+"""Pydantic models for everything that crosses a boundary: LLM answers, task results, records.
+
+They round-trip through Flyte tasks as the real classes, are written to disk as JSON, and
+are what notebooks and the CLI display.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Step = Literal["draft", "critique", "revise", "summary"]
+StopReason = Literal["threshold", "max_iterations"]
+TopicStatus = Literal["succeeded", "failed"]
+
+
+class Critique(BaseModel):
+    """The critic's structured verdict on one draft (the tutorial's model, unchanged in shape)."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    score: int = Field(ge=1, le=10, description="Quality from 1 to 10; 8+ is ready to publish")
+    strengths: list[str] = Field(description="What the draft does well")
+    improvements: list[str] = Field(description="Specific changes the next revision should make")
+    summary: str = Field(description="A one- or two-sentence assessment")
+
+
+class Usage(BaseModel):
+    """Token counts as the OpenAI API reports them."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(
+            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
+            completion_tokens=self.completion_tokens + other.completion_tokens,
+            total_tokens=self.total_tokens + other.total_tokens,
+        )
+
+
+class LLMReply(BaseModel):
+    """One chat completion: the text plus what it cost and when it ran."""
+
+    text: str
+    usage: Usage
+    model: str
+    started_at: float = Field(description="Unix time the request was sent")
+    seconds: float = Field(description="Wall time of the request, client retries included")
+
+
+class CallRecord(BaseModel):
+    """One traced step: which step, when it ran, what it cost."""
+
+    step: Step
+    iteration: int = Field(description="0 for the first draft, n for the n-th revision")
+    started_at: float
+    seconds: float
+    usage: Usage
+    model: str
+    asks: int = Field(default=1, description="Requests made: 1 plus any re-asks after bad output")
+
+
+class TextStep(BaseModel):
+    """What a traced step that writes text returns."""
+
+    text: str
+    call: CallRecord
+
+
+class CritiqueStep(BaseModel):
+    """What the traced critique step returns."""
+
+    critique: Critique
+    call: CallRecord
+
+
+class Iteration(BaseModel):
+    """One scored draft: iteration 0 is the first draft, n is the n-th revision."""
+
+    index: int
+    score: int
+    critique: Critique
+    words: int
+
+
+class RefineResult(BaseModel):
+    """Everything `refine_report` learned about one topic."""
+
+    topic: str
+    report: str = Field(description="The best-scoring draft (the latest one on a tie)")
+    summary: str
+    score: int
+    best_iteration: int = Field(description="Which iteration the returned report came from")
+    stop_reason: StopReason
+    quality_threshold: int
+    max_iterations: int
+    iterations: list[Iteration]
+    calls: list[CallRecord]
+    usage: Usage
+    seconds: float = Field(description="Wall time of the task attempt that produced this")
+    model: str
+    backend: str
+    run_name: str = Field(default="", description="The Flyte run that computed this result")
+
+    @property
+    def llm_calls(self) -> int:
+        return len(self.calls)
+
+    @property
+    def scores(self) -> list[int]:
+        return [it.score for it in self.iterations]
+
+
+class TopicOutcome(BaseModel):
+    """One topic's line in a batch: it either succeeded with a result or failed with an error."""
+
+    topic: str
+    status: TopicStatus
+    error: str | None = None
+    result: RefineResult | None = None
+    folder: str | None = Field(default=None, description="Where the topic's files were written")
+    from_cache: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "succeeded"
+
+
+class BatchResult(BaseModel):
+    """What `report_batch_pipeline` returns: every topic, in the order given."""
+
+    outcomes: list[TopicOutcome]
+    output_dir: str
+    manifest: str = Field(description="Path of the batch manifest.json")
+    seconds: float
+    max_concurrency: int
+
+    @property
+    def succeeded(self) -> list[TopicOutcome]:
+        return [o for o in self.outcomes if o.ok]
+
+    @property
+    def failed(self) -> list[TopicOutcome]:
+        return [o for o in self.outcomes if not o.ok]
+
+    @property
+    def llm_calls(self) -> int:
+        return sum(o.result.llm_calls for o in self.outcomes if o.result and not o.from_cache)

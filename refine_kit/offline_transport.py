@@ -1,0 +1,130 @@
+"""The offline model served as an HTTP transport under `openai.AsyncOpenAI`.
+
+Offline runs therefore go through the real SDK: request building, JSON mode, response
+parsing, retries and usage accounting are the same code paths a real endpoint uses. There is
+no "mock mode" branch anywhere in the pipeline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+
+import httpx2
+
+from refine_kit.offline_model import OfflineModel
+from refine_kit.settings import OFFLINE_MODEL
+
+
+@dataclass
+class ModelStats:
+    """What the model saw, counted where the work happens (not where the pipeline thinks it does).
+
+    Tests and benchmarks read these numbers to check the in-flight limit and the number of
+    calls actually paid for.
+    """
+
+    calls: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def enter(self) -> None:
+        with self._lock:
+            self.calls += 1
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def leave(self, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
+        with self._lock:
+            self.in_flight -= 1
+            self.prompt_tokens += prompt_tokens
+            self.completion_tokens += completion_tokens
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls = self.in_flight = self.max_in_flight = 0
+            self.prompt_tokens = self.completion_tokens = 0
+
+
+#: Every offline transport in this process counts here.
+offline_stats = ModelStats()
+
+
+def completion_payload(
+    model: str, content: str, prompt_tokens: int, completion_tokens: int
+) -> dict:
+    """A `chat.completion` object shaped exactly like the OpenAI API's."""
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content, "refusal": None},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        },
+    }
+
+
+def run_offline_chat(model: OfflineModel, body: dict) -> dict:
+    """Answer one `/chat/completions` request body with the offline model."""
+    json_mode = (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
+    answer = model.complete(body.get("messages", []), json_mode=json_mode)
+    return completion_payload(
+        body.get("model", ""), answer.content, answer.prompt_tokens, answer.completion_tokens
+    )
+
+
+class OfflineTransport(httpx2.AsyncBaseTransport):
+    """Serves `/chat/completions` and `/models` from the offline model, after a set latency."""
+
+    def __init__(self, latency: float = 0.0, stats: ModelStats = offline_stats) -> None:
+        self.latency = latency
+        self.stats = stats
+        self.model = OfflineModel()
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        path = request.url.path
+        if request.method == "GET" and path.endswith("/models"):
+            return httpx2.Response(200, json=models_payload(), request=request)
+        if request.method != "POST" or not path.endswith("/chat/completions"):
+            return httpx2.Response(404, json=_error("not found", "invalid_request_error"))
+        body = json.loads(await request.aread())
+        self.stats.enter()
+        usage = (0, 0)
+        try:
+            if self.latency:
+                await asyncio.sleep(self.latency)
+            payload = run_offline_chat(self.model, body)
+            usage = (payload["usage"]["prompt_tokens"], payload["usage"]["completion_tokens"])
+        finally:
+            self.stats.leave(*usage)
+        return httpx2.Response(200, json=payload, request=request)
+
+
+def models_payload() -> dict:
+    """The `/models` listing: the one model the offline back-end serves."""
+    return {
+        "object": "list",
+        "data": [{"id": OFFLINE_MODEL, "object": "model", "created": 0, "owned_by": "refine-kit"}],
+    }
+
+
+def _error(message: str, kind: str) -> dict:
+    return {"error": {"message": message, "type": kind, "param": None, "code": None}}

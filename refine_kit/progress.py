@@ -1,0 +1,61 @@
+"""Progress events from a running batch, for live displays (the CLI's bar, notebook widgets).
+
+Local runs execute tasks in this process, so tasks publish events to listeners registered
+here. On a cluster, tasks run elsewhere and progress is watched in the Flyte UI instead;
+publishing then simply reaches no one.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Literal
+
+from pydantic import BaseModel
+
+EventKind = Literal["queued", "started", "step", "succeeded", "failed"]
+
+
+class ProgressEvent(BaseModel):
+    """One thing that happened to one topic."""
+
+    topic: str
+    kind: EventKind
+    step: str | None = None
+    score: int | None = None
+    iteration: int | None = None
+    message: str | None = None
+
+
+Listener = Callable[[ProgressEvent], None]
+
+_listeners: list[Listener] = []
+_lock = threading.Lock()
+
+
+@contextmanager
+def listening(listener: Listener | None) -> Iterator[None]:
+    """Deliver every event published inside this block to `listener`."""
+    if listener is None:
+        yield
+        return
+    with _lock:
+        _listeners.append(listener)
+    try:
+        yield
+    finally:
+        with _lock:
+            _listeners.remove(listener)
+
+
+def publish(topic: str, kind: EventKind, **details: object) -> None:
+    """Tell every listener; a failing display must never fail the pipeline."""
+    if not _listeners:
+        return
+    event = ProgressEvent(topic=topic, kind=kind, **details)
+    for listener in list(_listeners):
+        try:
+            listener(event)
+        except Exception:  # noqa: BLE001 - displays are best effort
+            pass

@@ -1,0 +1,224 @@
+"""One validated settings object, read from arguments first and `REFINE_KIT_*` variables second.
+
+`Settings` is what users set. `LLMConfig` is the secret-free part that travels into Flyte
+tasks as an input (and so into the cache key): API keys never leave the process
+environment, so they cannot reach task inputs, caches, records or checkpoints.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from refine_kit.errors import ConfigError
+
+Backend = Literal["auto", "offline", "openai"]
+ResolvedBackend = Literal["offline", "openai"]
+
+OFFLINE_MODEL = "refine-kit-offline"
+DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
+API_KEY_ENV = "OPENAI_API_KEY"
+
+# Model names OpenAI's own API serves; any name is allowed when base_url points elsewhere.
+_OPENAI_MODEL_PATTERN = re.compile(r"^(gpt-|o\d|chatgpt-|ft:gpt-)[A-Za-z0-9._:-]*$")
+
+MAX_TOPIC_CHARS = 300
+MAX_TOPICS = 10_000
+
+
+class LLMConfig(BaseModel):
+    """How to reach the model: the part of the settings a task needs, and nothing secret."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: ResolvedBackend
+    model: str
+    base_url: str | None = None
+    request_timeout: float = 60.0
+    client_max_retries: int = 2
+    max_tokens: int = 2000
+    offline_latency: float = 0.0
+    reasks: int = 2
+
+
+class Settings(BaseSettings):
+    """Every knob of a run. Arguments win over `REFINE_KIT_*` environment variables."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="REFINE_KIT_", extra="forbid", validate_default=True
+    )
+
+    backend: Backend = Field(
+        default="auto",
+        description="'offline', 'openai' (any OpenAI-compatible server), or 'auto': "
+        "openai when an API key or base_url is set, offline otherwise",
+    )
+    model: str | None = Field(
+        default=None, description=f"Model name; default {DEFAULT_OPENAI_MODEL} or {OFFLINE_MODEL}"
+    )
+    base_url: str | None = Field(
+        default=None, description="An OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1"
+    )
+    max_iterations: int = Field(default=3, ge=1, le=10, description="Most revisions per topic")
+    quality_threshold: int = Field(default=8, ge=1, le=10, description="Stop once a draft scores this")
+    max_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Most LLM calls in flight (replicas x concurrency)"
+    )
+    request_timeout: float = Field(default=60.0, gt=0, le=600, description="Seconds per request")
+    client_max_retries: int = Field(
+        default=2, ge=0, le=10, description="OpenAI client retries of transient HTTP errors"
+    )
+    max_tokens: int = Field(default=2000, ge=64, le=32_000, description="Completion token cap")
+    reasks: int = Field(
+        default=2, ge=0, le=5, description="Re-asks when a structured answer fails validation"
+    )
+    offline_latency: float = Field(
+        default=0.2, ge=0, le=60, description="Seconds the offline model takes per call"
+    )
+    task_retries: int = Field(default=3, ge=0, le=10, description="Flyte retries of refine_report")
+    retry_backoff: float = Field(
+        default=0.5, ge=0, le=60, description="First wait between task retries, in seconds"
+    )
+    output_dir: Path = Field(default=Path("refine_outputs"), description="Where files are written")
+    cache: bool = Field(default=True, description="Reuse cached results of unchanged work")
+    verbose: bool = Field(default=False, description="Show Flyte's own logs")
+
+    @field_validator("model", "base_url")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if isinstance(value, str) else value
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1")
+        return value.rstrip("/") if value else value
+
+    @property
+    def resolved_backend(self) -> ResolvedBackend:
+        if self.backend != "auto":
+            return self.backend
+        return "openai" if (self.base_url or os.environ.get(API_KEY_ENV)) else "offline"
+
+    @property
+    def resolved_model(self) -> str:
+        if self.model:
+            return self.model
+        return OFFLINE_MODEL if self.resolved_backend == "offline" else DEFAULT_OPENAI_MODEL
+
+    def llm_config(self) -> LLMConfig:
+        """The secret-free view a task receives; validates the model/back-end pairing."""
+        backend, model = self.resolved_backend, self.resolved_model
+        if backend == "offline" and model != OFFLINE_MODEL:
+            raise ConfigError(
+                f"model: the offline back-end serves only {OFFLINE_MODEL!r}, not {model!r}; "
+                "set backend='openai' (with an API key or base_url) to use other models"
+            )
+        if backend == "openai" and not self.base_url and not _OPENAI_MODEL_PATTERN.match(model):
+            raise ConfigError(
+                f"model: {model!r} is not an OpenAI model name (gpt-*, o1/o3/o4*, chatgpt-*); "
+                "for other models set base_url to the server that serves them"
+            )
+        if backend == "openai" and not self.base_url and not os.environ.get(API_KEY_ENV):
+            raise ConfigError(
+                f"backend 'openai' needs an API key: set {API_KEY_ENV}, or set base_url to an "
+                "OpenAI-compatible server, or use backend='offline'"
+            )
+        return LLMConfig(
+            backend=backend,
+            model=model,
+            base_url=self.base_url,
+            request_timeout=self.request_timeout,
+            client_max_retries=self.client_max_retries,
+            max_tokens=self.max_tokens,
+            offline_latency=self.offline_latency if backend == "offline" else 0.0,
+            reasks=self.reasks,
+        )
+
+
+def load_settings(settings: Settings | None = None, **overrides: Any) -> Settings:
+    """Build settings from keyword arguments (None means 'not given') over the environment.
+
+    Raises `ConfigError` naming each bad field and what it allows, so bad input fails
+    before any LLM call.
+    """
+    given = {k: v for k, v in overrides.items() if v is not None}
+    try:
+        base = settings.model_dump(exclude_unset=True) if settings is not None else {}
+        return Settings(**{**base, **given})
+    except ValidationError as exc:
+        raise ConfigError.from_validation(exc) from None
+
+
+def validate_topics(topics: list[str] | tuple[str, ...] | str) -> list[str]:
+    """Check a batch's topics and return them cleaned (surrounding whitespace removed).
+
+    Duplicates are rejected rather than merged: two entries would write to the same folder
+    and a silent merge would hide a typo in a topic list.
+    """
+    if isinstance(topics, str):
+        raise ConfigError("topics: expected a list of topic strings, got a single string")
+    topics = list(topics)
+    if not topics:
+        raise ConfigError("topics: the list is empty; give at least one topic")
+    if len(topics) > MAX_TOPICS:
+        raise ConfigError(f"topics: {len(topics)} topics given; at most {MAX_TOPICS} per batch")
+    cleaned: list[str] = []
+    seen: dict[str, int] = {}
+    for i, topic in enumerate(topics):
+        field = f"topics[{i}]"
+        cleaned.append(validate_topic(topic, field=field))
+        key = " ".join(cleaned[-1].split()).casefold()
+        if key in seen:
+            raise ConfigError(
+                f"{field}: {cleaned[-1]!r} duplicates topics[{seen[key]}]; "
+                "each topic may appear once (compared ignoring case and spacing)"
+            )
+        seen[key] = i
+    return cleaned
+
+
+def validate_topic(topic: object, *, field: str = "topic") -> str:
+    """One topic: a non-blank string of at most MAX_TOPIC_CHARS printable characters."""
+    if not isinstance(topic, str):
+        raise ConfigError(f"{field}: expected a string, got {type(topic).__name__}")
+    text = topic.strip()
+    if not text:
+        raise ConfigError(f"{field}: is blank; give a topic such as 'Solar power in cities'")
+    if len(text) > MAX_TOPIC_CHARS:
+        raise ConfigError(
+            f"{field}: is {len(text)} characters; at most {MAX_TOPIC_CHARS} are allowed"
+        )
+    if any(not ch.isprintable() for ch in text):
+        raise ConfigError(f"{field}: contains control characters; use plain text on one line")
+    return text
+
+
+class RunOptions(BaseModel):
+    """What the batch task needs besides its topics. Secret-free, so it is safe as a task input."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    llm: LLMConfig
+    max_concurrency: int = 8
+    task_retries: int = 3
+    retry_backoff: float = 0.5
+    cache: bool = True
+    output_dir: str = "refine_outputs"
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RunOptions:
+        return cls(
+            llm=settings.llm_config(),
+            max_concurrency=settings.max_concurrency,
+            task_retries=settings.task_retries,
+            retry_backoff=settings.retry_backoff,
+            cache=settings.cache,
+            output_dir=str(settings.output_dir),
+        )

@@ -1,0 +1,207 @@
+"""The Flyte tasks: orchestration only (no prompt text, no HTTP).
+
+`refine_report` runs one topic's generate -> critique -> revise ... -> summarise chain in
+`llm_env`; `format_outputs` writes its files; `report_batch_pipeline` fans topics out from
+`driver_env` under an in-flight limit and keeps going when a topic fails for good.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import flyte
+from flyte.errors import NonRecoverableError
+
+from refine_kit import outputs, progress
+from refine_kit.cache import cache_policy
+from refine_kit.client import llm_session
+from refine_kit.envs import driver_env, llm_env
+from refine_kit.errors import ConfigError
+from refine_kit.models import BatchResult, Iteration, RefineResult, TopicOutcome, Usage
+from refine_kit.settings import LLMConfig, RunOptions, Settings, validate_topic, validate_topics
+from refine_kit.traced import (
+    critique_content,
+    generate_initial_draft,
+    generate_summary,
+    revise_content,
+)
+
+
+@llm_env.task(retries=3)
+async def refine_report(
+    topic: str,
+    max_iterations: int = 3,
+    quality_threshold: int = 8,
+    config: LLMConfig | None = None,
+) -> RefineResult:
+    """Draft, then critique and revise until the score reaches the threshold, then summarise.
+
+    Every draft that can be returned is scored (the revision made on the last iteration is
+    critiqued too), and the best-scoring draft is returned, the latest one on a tie.
+    """
+    started = time.time()
+    try:
+        topic = validate_topic(topic)
+        _check_range("max_iterations", max_iterations, 1, 10)
+        _check_range("quality_threshold", quality_threshold, 1, 10)
+        config = config or Settings().llm_config()
+    except ConfigError as exc:
+        raise NonRecoverableError(str(exc)) from None
+
+    with llm_session(config):
+        progress.publish(topic, "step", step="draft", iteration=0)
+        first = await generate_initial_draft(topic)
+        drafts, calls = [first.text], [first.call]
+        review = await critique_content(first.text)
+        calls.append(review.call)
+        iterations = [_iteration(0, first.text, review.critique)]
+        progress.publish(topic, "step", step="critique", iteration=0, score=review.critique.score)
+
+        while review.critique.score < quality_threshold and len(drafts) <= max_iterations:
+            n = len(drafts)
+            progress.publish(topic, "step", step="revise", iteration=n)
+            revised = await revise_content(drafts[-1], review.critique.improvements)
+            drafts.append(revised.text)
+            calls.append(revised.call)
+            review = await critique_content(revised.text, review.critique.improvements)
+            calls.append(review.call)
+            iterations.append(_iteration(n, revised.text, review.critique))
+            progress.publish(topic, "step", step="critique", iteration=n, score=review.critique.score)
+
+        best = max(range(len(iterations)), key=lambda i: (iterations[i].score, i))
+        progress.publish(topic, "step", step="summary", iteration=best)
+        summary = await generate_summary(drafts[best])
+        calls.append(summary.call)
+
+    total = Usage()
+    for call in calls:
+        total += call.usage
+    return RefineResult(
+        topic=topic,
+        report=drafts[best],
+        summary=summary.text,
+        score=iterations[best].score,
+        best_iteration=best,
+        stop_reason="threshold" if iterations[-1].score >= quality_threshold else "max_iterations",
+        quality_threshold=quality_threshold,
+        max_iterations=max_iterations,
+        iterations=iterations,
+        calls=calls,
+        usage=total,
+        seconds=time.time() - started,
+        model=config.model,
+        backend=config.backend,
+        run_name=_run_name(),
+    )
+
+
+@llm_env.task(cache="disable")
+async def format_outputs(result: RefineResult, output_dir: str) -> str:
+    """Write the topic's report.md, report.html, summary.md and record.json; return the folder."""
+    return str(outputs.write_topic_outputs(result, Path(output_dir)))
+
+
+@driver_env.task
+async def report_batch_pipeline(
+    topics: list[str],
+    max_iterations: int = 3,
+    quality_threshold: int = 8,
+    options: RunOptions | None = None,
+) -> BatchResult:
+    """Refine every topic concurrently, never more than `max_concurrency` LLM calls in flight.
+
+    Each topic makes its calls one after another, so bounding the topics in flight bounds
+    the calls in flight, locally (where Flyte applies no limit of its own) and on a cluster.
+    A topic that fails for good is reported with its error; the others carry on.
+    """
+    started = time.time()
+    try:
+        topics = validate_topics(topics)
+        _check_range("max_iterations", max_iterations, 1, 10)
+        _check_range("quality_threshold", quality_threshold, 1, 10)
+        options = options or RunOptions.from_settings(Settings())
+    except ConfigError as exc:
+        raise NonRecoverableError(str(exc)) from None
+
+    task = configured_refine_task(options)
+    gate = asyncio.Semaphore(options.max_concurrency)
+    root = Path(options.output_dir)
+    this_run = _run_name()
+
+    async def one(topic: str) -> TopicOutcome:
+        async with gate:
+            progress.publish(topic, "started")
+            try:
+                result = await task(topic, max_iterations, quality_threshold, options.llm)
+            except Exception as exc:  # noqa: BLE001 - one topic's failure must not stop the rest
+                error = describe_error(exc)
+                folder = outputs.write_failure_record(topic, error, root)
+                progress.publish(topic, "failed", message=error)
+                return TopicOutcome(topic=topic, status="failed", error=error, folder=str(folder))
+        folder = await format_outputs(result, str(root))
+        progress.publish(topic, "succeeded", score=result.score)
+        return TopicOutcome(
+            topic=topic,
+            status="succeeded",
+            result=result,
+            folder=folder,
+            from_cache=result.run_name != this_run,
+        )
+
+    for topic in topics:
+        progress.publish(topic, "queued")
+    outcomes = list(await asyncio.gather(*(one(t) for t in topics)))
+    seconds = time.time() - started
+    manifest = outputs.write_manifest(
+        outcomes,
+        root,
+        seconds=seconds,
+        max_concurrency=options.max_concurrency,
+        settings={
+            "max_iterations": max_iterations,
+            "quality_threshold": quality_threshold,
+            **options.llm.model_dump(),
+            "cache": options.cache,
+        },
+    )
+    return BatchResult(
+        outcomes=outcomes,
+        output_dir=str(root),
+        manifest=str(manifest),
+        seconds=seconds,
+        max_concurrency=options.max_concurrency,
+    )
+
+
+def configured_refine_task(options: RunOptions) -> flyte.TaskTemplate:
+    """`refine_report` with this run's retry policy and a cache version for the live code."""
+    backoff = timedelta(seconds=options.retry_backoff)
+    retries = flyte.RetryStrategy(
+        count=options.task_retries,
+        backoff=flyte.Backoff(base=backoff, factor=2.0, cap=max(backoff * 8, timedelta(0))),
+    )
+    return refine_report.override(retries=retries, cache=cache_policy(options.cache))
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line a user can act on. Flyte wraps task errors; keep the original class name."""
+    code = getattr(exc, "code", None)
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return f"{code}: {message}" if code and code not in message else message
+
+
+def _iteration(index: int, draft: str, critique) -> Iteration:
+    return Iteration(index=index, score=critique.score, critique=critique, words=len(draft.split()))
+
+
+def _check_range(field: str, value: int, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise ConfigError(f"{field}: must be a whole number from {low} to {high}, got {value!r}")
+
+
+def _run_name() -> str:
+    ctx = flyte.ctx()
+    return ctx.action.run_name if ctx and ctx.action else ""

@@ -1,0 +1,118 @@
+"""The traced steps: each is ONE LLM call, a Flyte checkpoint, and validates its own answer.
+
+`@flyte.trace` records a step's result when it completes. When the task around it is
+retried, completed steps return their recorded result instead of calling the model again.
+Validation happens inside the step on purpose: if a step returned raw text and the caller
+parsed it, a retry would replay the same bad text and fail the same way forever.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import flyte
+from pydantic import ValidationError
+
+from refine_kit import prompts
+from refine_kit.client import call_llm, current_config
+from refine_kit.errors import LLMOutputError
+from refine_kit.models import (
+    CallRecord,
+    Critique,
+    CritiqueStep,
+    LLMReply,
+    Step,
+    TextStep,
+    Usage,
+)
+
+_FENCE = re.compile(r"^```[a-zA-Z]*\n(.*?)\n```$", re.DOTALL)
+
+
+def _record(step: Step, reply: LLMReply) -> CallRecord:
+    return CallRecord(
+        step=step,
+        started_at=reply.started_at,
+        seconds=reply.seconds,
+        usage=reply.usage,
+        model=reply.model,
+    )
+
+
+def _markdown_text(reply: LLMReply, step: Step) -> str:
+    """A usable Markdown answer: unwrapped from a code fence, and not empty."""
+    text = reply.text.strip()
+    fenced = _FENCE.match(text)
+    if fenced:
+        text = fenced.group(1).strip()
+    if not text:
+        raise LLMOutputError(f"{step}: the model returned an empty answer")
+    return text
+
+
+@flyte.trace
+async def generate_initial_draft(topic: str) -> TextStep:
+    """Write the first draft of a report on `topic`."""
+    reply = await call_llm(prompts.draft_prompt(topic), prompts.GENERATOR_SYSTEM_PROMPT)
+    return TextStep(text=_markdown_text(reply, "draft"), call=_record("draft", reply))
+
+
+@flyte.trace
+async def critique_content(draft: str, previous_improvements: list[str] | None = None) -> CritiqueStep:
+    """Score a draft with a validated `Critique`, re-asking (bounded) when the JSON is unusable.
+
+    A re-ask shows the model its validation error; it happens inside this one checkpoint, so
+    a task retry never starts from an answer that already failed.
+    """
+    prompt = prompts.critique_prompt(draft, previous_improvements)
+    system = prompts.CRITIC_SYSTEM_PROMPT
+    budget = current_config().reasks
+    ask_prompt, usage, asks = prompt, Usage(), 0
+    started: float | None = None
+    while True:
+        reply = await call_llm(ask_prompt, system, json_mode=True)
+        asks += 1
+        started = reply.started_at if started is None else started
+        usage += reply.usage
+        try:
+            critique = Critique.model_validate(json.loads(reply.text))
+        except (json.JSONDecodeError, ValidationError) as exc:
+            if asks > budget:
+                raise LLMOutputError(
+                    f"critique: no valid Critique after {asks} asks: {_short(exc)}"
+                ) from None
+            ask_prompt = prompts.reask_prompt(prompt, reply.text, _short(exc))
+            continue
+        call = CallRecord(
+            step="critique",
+            started_at=started,
+            seconds=reply.started_at + reply.seconds - started,
+            usage=usage,
+            model=reply.model,
+            asks=asks,
+        )
+        return CritiqueStep(critique=critique, call=call)
+
+
+@flyte.trace
+async def revise_content(draft: str, improvements: list[str]) -> TextStep:
+    """Rewrite a draft so that it acts on the critique's improvements."""
+    reply = await call_llm(prompts.revise_prompt(draft, improvements), prompts.REVISER_SYSTEM_PROMPT)
+    return TextStep(text=_markdown_text(reply, "revise"), call=_record("revise", reply))
+
+
+@flyte.trace
+async def generate_summary(content: str) -> TextStep:
+    """Write the executive summary of the final report."""
+    reply = await call_llm(prompts.summary_prompt(content), prompts.SUMMARY_SYSTEM_PROMPT)
+    return TextStep(text=_markdown_text(reply, "summary"), call=_record("summary", reply))
+
+
+def _short(exc: Exception) -> str:
+    """A validation error in a few lines: enough for the model to fix, short enough to send."""
+    if isinstance(exc, ValidationError):
+        return "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors()
+        )
+    return f"not valid JSON ({exc})"

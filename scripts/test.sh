@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Set up, lint (code and notebooks), then run every test and every notebook.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+notebooks=$(ls notebooks/*.ipynb 2>/dev/null || true)
+if [ -n "$notebooks" ]; then
+  exec .venv/bin/python -m pytest -q tests $notebooks --nbmake "$@"
+fi
+exec .venv/bin/python -m pytest -q tests "$@"

@@ -1,0 +1,58 @@
+"""The `refine-kit` command, run in-process through Typer's test runner."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from refine_kit.cli import app
+
+runner = CliRunner()
+
+
+def test_run_one_topic_prints_a_results_table(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "Lighthouses", "-o", str(tmp_path), "-t", "7"])
+    assert result.exit_code == 0, result.output
+    assert "refine_kit results" in result.output and "Lighthouses" in result.output
+    assert "1 succeeded, 0 failed" in result.output
+    assert (tmp_path / "manifest.json").exists()
+
+
+def test_batch_reads_topics_from_arguments_and_a_file(tmp_path: Path) -> None:
+    topics = tmp_path / "topics.txt"
+    topics.write_text("# a comment\nSeed banks\n\nCoral reefs\n")
+    result = runner.invoke(
+        app, ["batch", "Bike lanes", "--file", str(topics), "-o", str(tmp_path / "out"), "-c", "2"]
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert [t["topic"] for t in manifest["topics"]] == ["Bike lanes", "Seed banks", "Coral reefs"]
+    assert manifest["max_concurrency"] == 2
+
+
+def test_bad_options_exit_2_with_the_field_named(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["run", "Tides", "-t", "42", "-o", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "quality_threshold" in result.output
+    result = runner.invoke(app, ["batch", "-o", str(tmp_path)])
+    assert result.exit_code == 2 and "topics" in result.output
+
+
+def test_a_failed_topic_makes_the_exit_status_non_zero(tmp_path: Path, monkeypatch) -> None:
+    from refine_kit import offline_transport
+
+    real = offline_transport.run_offline_chat
+
+    def fail_one(model, body):
+        if any("Broken topic" in m["content"] for m in body["messages"]):
+            raise RuntimeError("model exploded")
+        return real(model, body)
+
+    monkeypatch.setattr(offline_transport, "run_offline_chat", fail_one)
+    result = runner.invoke(
+        app, ["batch", "Broken topic", "Fine topic", "-o", str(tmp_path), "--no-cache", "--retries", "0"]
+    )
+    assert result.exit_code == 1, result.output
+    assert "1 succeeded, 1 failed" in result.output
