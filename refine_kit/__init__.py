@@ -1,8 +1,8 @@
 """refine_kit: resilient LLM report refinement on Flyte 2, offline by default.
 
-    import refine_kit
-    result = refine_kit.refine("Heat pumps in cold climates")
-    batch = refine_kit.refine_batch(["Tidal power", "Urban beekeeping"], quality_threshold=9)
+import refine_kit
+result = refine_kit.refine("Heat pumps in cold climates")
+batch = refine_kit.refine_batch(["Tidal power", "Urban beekeeping"], quality_threshold=9)
 """
 
 import os

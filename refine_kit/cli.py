@@ -7,7 +7,7 @@ table, so this module only maps options onto `Settings` and results onto a table
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -21,7 +21,7 @@ from refine_kit.progress import ProgressEvent
 from refine_kit.settings import Backend
 
 app = typer.Typer(
-    help="Resilient LLM report refinement on Flyte 2 (offline unless an API key or base URL is set).",
+    help="Resilient LLM report refinement on Flyte 2 (offline unless a key or base URL is set).",
     no_args_is_help=True,
     add_completion=False,
 )
@@ -29,23 +29,23 @@ out = Console()
 err = Console(stderr=True)
 
 # Options shared by `run` and `batch`; None means "not given", so REFINE_KIT_* variables apply.
-BackendOpt = Annotated[Optional[Backend], typer.Option(help="offline, openai or auto")]
-ModelOpt = Annotated[Optional[str], typer.Option(help="Model name")]
-BaseUrlOpt = Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint URL")]
-IterOpt = Annotated[Optional[int], typer.Option("--max-iterations", "-n", help="Most revisions")]
+BackendOpt = Annotated[Backend | None, typer.Option(help="offline, openai or auto")]
+ModelOpt = Annotated[str | None, typer.Option(help="Model name")]
+BaseUrlOpt = Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint URL")]
+IterOpt = Annotated[int | None, typer.Option("--max-iterations", "-n", help="Most revisions")]
 ThresholdOpt = Annotated[
-    Optional[int], typer.Option("--threshold", "-t", help="Score (1-10) that ends refinement")
+    int | None, typer.Option("--threshold", "-t", help="Score (1-10) that ends refinement")
 ]
 ConcurrencyOpt = Annotated[
-    Optional[int], typer.Option("--concurrency", "-c", help="Most LLM calls in flight")
+    int | None, typer.Option("--concurrency", "-c", help="Most LLM calls in flight")
 ]
-LatencyOpt = Annotated[Optional[float], typer.Option(help="Offline model seconds per call")]
-OutDirOpt = Annotated[Optional[Path], typer.Option("--output-dir", "-o", help="Output folder")]
-RetriesOpt = Annotated[Optional[int], typer.Option(help="Task retries per topic")]
+LatencyOpt = Annotated[float | None, typer.Option(help="Offline model seconds per call")]
+OutDirOpt = Annotated[Path | None, typer.Option("--output-dir", "-o", help="Output folder")]
+RetriesOpt = Annotated[int | None, typer.Option(help="Task retries per topic")]
 CacheOpt = Annotated[
-    Optional[bool], typer.Option("--cache/--no-cache", help="Reuse results of unchanged work")
+    bool | None, typer.Option("--cache/--no-cache", help="Reuse results of unchanged work")
 ]
-VerboseOpt = Annotated[Optional[bool], typer.Option("--verbose/--quiet", help="Flyte's logs")]
+VerboseOpt = Annotated[bool | None, typer.Option("--verbose/--quiet", help="Flyte's logs")]
 
 
 @app.command()
@@ -80,9 +80,9 @@ def run(
 
 @app.command()
 def batch(
-    topics: Annotated[Optional[list[str]], typer.Argument(help="Topics to write about")] = None,
+    topics: Annotated[list[str] | None, typer.Argument(help="Topics to write about")] = None,
     file: Annotated[
-        Optional[Path], typer.Option("--file", "-f", help="A file with one topic per line")
+        Path | None, typer.Option("--file", "-f", help="A file with one topic per line")
     ] = None,
     backend: BackendOpt = None,
     model: ModelOpt = None,
@@ -164,7 +164,9 @@ def results_table(result: BatchResult) -> Table:
     """One row per topic: the numbers a user checks first."""
     table = Table(title="refine_kit results")
     for column in ("Topic", "Status", "Score", "Iterations", "Stop", "Calls", "Tokens", "Seconds"):
-        table.add_column(column, justify="left" if column in ("Topic", "Status", "Stop") else "right")
+        table.add_column(
+            column, justify="left" if column in ("Topic", "Status", "Stop") else "right"
+        )
     for o in result.outcomes:
         r = o.result
         if r is None:

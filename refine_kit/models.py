@@ -55,7 +55,6 @@ class CallRecord(BaseModel):
     """One traced step: which step, when it ran, what it cost."""
 
     step: Step
-    iteration: int = Field(description="0 for the first draft, n for the n-th revision")
     started_at: float
     seconds: float
     usage: Usage

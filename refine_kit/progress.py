@@ -7,6 +7,7 @@ publishing then simply reaches no one.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -55,7 +56,5 @@ def publish(topic: str, kind: EventKind, **details: object) -> None:
         return
     event = ProgressEvent(topic=topic, kind=kind, **details)
     for listener in list(_listeners):
-        try:
+        with contextlib.suppress(Exception):  # displays are best effort
             listener(event)
-        except Exception:  # noqa: BLE001 - displays are best effort
-            pass

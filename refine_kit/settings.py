@@ -65,7 +65,9 @@ class Settings(BaseSettings):
         default=None, description="An OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1"
     )
     max_iterations: int = Field(default=3, ge=1, le=10, description="Most revisions per topic")
-    quality_threshold: int = Field(default=8, ge=1, le=10, description="Stop once a draft scores this")
+    quality_threshold: int = Field(
+        default=8, ge=1, le=10, description="Stop once a draft scores this"
+    )
     max_concurrency: int = Field(
         default=8, ge=1, le=256, description="Most LLM calls in flight (replicas x concurrency)"
     )

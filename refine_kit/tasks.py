@@ -69,7 +69,9 @@ async def refine_report(
             review = await critique_content(revised.text, review.critique.improvements)
             calls.append(review.call)
             iterations.append(_iteration(n, revised.text, review.critique))
-            progress.publish(topic, "step", step="critique", iteration=n, score=review.critique.score)
+            progress.publish(
+                topic, "step", step="critique", iteration=n, score=review.critique.score
+            )
 
         best = max(range(len(iterations)), key=lambda i: (iterations[i].score, i))
         progress.publish(topic, "step", step="summary", iteration=best)

@@ -59,7 +59,9 @@ async def generate_initial_draft(topic: str) -> TextStep:
 
 
 @flyte.trace
-async def critique_content(draft: str, previous_improvements: list[str] | None = None) -> CritiqueStep:
+async def critique_content(
+    draft: str, previous_improvements: list[str] | None = None
+) -> CritiqueStep:
     """Score a draft with a validated `Critique`, re-asking (bounded) when the JSON is unusable.
 
     A re-ask shows the model its validation error; it happens inside this one checkpoint, so
@@ -98,7 +100,9 @@ async def critique_content(draft: str, previous_improvements: list[str] | None =
 @flyte.trace
 async def revise_content(draft: str, improvements: list[str]) -> TextStep:
     """Rewrite a draft so that it acts on the critique's improvements."""
-    reply = await call_llm(prompts.revise_prompt(draft, improvements), prompts.REVISER_SYSTEM_PROMPT)
+    reply = await call_llm(
+        prompts.revise_prompt(draft, improvements), prompts.REVISER_SYSTEM_PROMPT
+    )
     return TextStep(text=_markdown_text(reply, "revise"), call=_record("revise", reply))
 
 

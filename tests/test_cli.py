@@ -52,7 +52,17 @@ def test_a_failed_topic_makes_the_exit_status_non_zero(tmp_path: Path, monkeypat
 
     monkeypatch.setattr(offline_transport, "run_offline_chat", fail_one)
     result = runner.invoke(
-        app, ["batch", "Broken topic", "Fine topic", "-o", str(tmp_path), "--no-cache", "--retries", "0"]
+        app,
+        [
+            "batch",
+            "Broken topic",
+            "Fine topic",
+            "-o",
+            str(tmp_path),
+            "--no-cache",
+            "--retries",
+            "0",
+        ],
     )
     assert result.exit_code == 1, result.output
     assert "1 succeeded, 1 failed" in result.output

@@ -50,7 +50,7 @@ def test_threshold_changes_the_number_of_iterations(out_dir: Path) -> None:
     high = refine_kit.refine_batch(topics, output_dir=out_dir / "high", quality_threshold=9)
     low_its = [len(o.result.iterations) for o in low.outcomes]
     high_its = [len(o.result.iterations) for o in high.outcomes]
-    assert all(a <= b for a, b in zip(low_its, high_its))
+    assert all(a <= b for a, b in zip(low_its, high_its, strict=True))
     assert sum(high_its) > sum(low_its)
     for outcome in low.outcomes:
         assert outcome.result.stop_reason == "threshold" and outcome.result.score >= 6
@@ -93,7 +93,9 @@ def test_cache_serves_unchanged_rerun_and_misses_on_any_change(
 
     # A prompt edit: fresh results (Flyte's own key would not see it).
     model_stats.reset()
-    monkeypatch.setattr(prompts, "SUMMARY_SYSTEM_PROMPT", prompts.SUMMARY_SYSTEM_PROMPT + " Be brief.")
+    monkeypatch.setattr(
+        prompts, "SUMMARY_SYSTEM_PROMPT", prompts.SUMMARY_SYSTEM_PROMPT + " Be brief."
+    )
     refine_kit.refine_batch(topics, output_dir=out_dir)
     assert model_stats.calls == paid
 
@@ -117,12 +119,16 @@ def test_failing_topic_leaves_the_others_complete(
     topics = ["Doomed topic", "Survivor one", "Survivor two"]
     batch = refine_kit.refine_batch(topics, output_dir=out_dir, cache=False, task_retries=1)
     statuses = {o.topic: o.status for o in batch.outcomes}
-    assert statuses == {"Doomed topic": "failed", "Survivor one": "succeeded", "Survivor two": "succeeded"}
+    assert statuses == {
+        "Doomed topic": "failed",
+        "Survivor one": "succeeded",
+        "Survivor two": "succeeded",
+    }
     doomed = batch.outcomes[0]
     assert "model exploded" in doomed.error
     assert read_record(Path(doomed.folder))["status"] == "failed"
     for outcome in batch.succeeded:
-        assert (Path(outcome.folder) / "report.md").read_text() == outcome.result.report
+        assert (Path(outcome.folder) / "report.md").read_text().strip() == outcome.result.report
     manifest = json.loads(Path(batch.manifest).read_text())
     assert manifest["counts"]["failed"] == 1
 
