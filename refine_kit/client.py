@@ -9,6 +9,7 @@ first call, not at import.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import os
 import time
@@ -30,6 +31,10 @@ OFFLINE_BASE_URL = "http://127.0.0.1:9/offline/v1"
 
 _active_config: contextvars.ContextVar[LLMConfig | None] = contextvars.ContextVar(
     "refine_kit_llm_config", default=None
+)
+# The batch's limit on requests in flight; tasks started inside `limit_calls` inherit it.
+_call_gate: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.ContextVar(
+    "refine_kit_call_gate", default=None
 )
 # One client per event loop and config: httpx connection pools belong to the loop they run on.
 _clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[LLMConfig, openai.AsyncOpenAI]]
@@ -53,6 +58,21 @@ def llm_session(config: LLMConfig) -> Iterator[LLMConfig]:
         yield config
     finally:
         _active_config.reset(token)
+
+
+@contextmanager
+def limit_calls(max_in_flight: int) -> Iterator[asyncio.Semaphore]:
+    """Allow at most `max_in_flight` LLM requests at once inside this block.
+
+    Local Flyte runs child tasks in this process and event loop, and they inherit the
+    context, so one semaphore bounds every call of a batch however its topics interleave.
+    """
+    gate = asyncio.Semaphore(max_in_flight)
+    token = _call_gate.set(gate)
+    try:
+        yield gate
+    finally:
+        _call_gate.reset(token)
 
 
 def current_config() -> LLMConfig:
@@ -115,9 +135,11 @@ async def call_llm(prompt: str, system: str, json_mode: bool = False) -> LLMRepl
     kwargs["max_tokens" if config.base_url else "max_completion_tokens"] = config.max_tokens
     if json_mode:
         kwargs["response_format"] = {"type": "json_object"}
-    started = time.time()
     try:
-        response = await client.chat.completions.create(**kwargs)
+        async with _call_gate.get() or contextlib.nullcontext():
+            started = time.time()
+            response = await client.chat.completions.create(**kwargs)
+            seconds = time.time() - started
     except _PERMANENT_ERRORS as exc:
         raise NonRecoverableError(f"{type(exc).__name__} from the LLM endpoint: {exc}") from exc
     usage = response.usage
@@ -130,5 +152,5 @@ async def call_llm(prompt: str, system: str, json_mode: bool = False) -> LLMRepl
         ),
         model=response.model or config.model,
         started_at=started,
-        seconds=time.time() - started,
+        seconds=seconds,
     )

@@ -5,17 +5,18 @@ tasks as an input (and so into the cache key): API keys never leave the process
 environment, so they cannot reach task inputs, caches, records or checkpoints.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations`: LLMConfig and RunOptions cross task boundaries,
+# where Flyte reads their type hints on every conversion (see models.py).
 import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from refine_kit.errors import ConfigError
+from refine_kit.models import BoundaryModel
 
 Backend = Literal["auto", "offline", "openai"]
 ResolvedBackend = Literal["offline", "openai"]
@@ -31,7 +32,7 @@ MAX_TOPIC_CHARS = 300
 MAX_TOPICS = 10_000
 
 
-class LLMConfig(BaseModel):
+class LLMConfig(BoundaryModel):
     """How to reach the model: the part of the settings a task needs, and nothing secret."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -202,7 +203,7 @@ def validate_topic(topic: object, *, field: str = "topic") -> str:
     return text
 
 
-class RunOptions(BaseModel):
+class RunOptions(BoundaryModel):
     """What the batch task needs besides its topics. Secret-free, so it is safe as a task input."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -215,7 +216,7 @@ class RunOptions(BaseModel):
     output_dir: str = "refine_outputs"
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> RunOptions:
+    def from_settings(cls, settings: "Settings") -> "RunOptions":
         return cls(
             llm=settings.llm_config(),
             max_concurrency=settings.max_concurrency,

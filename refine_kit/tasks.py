@@ -17,7 +17,7 @@ from flyte.errors import NonRecoverableError
 
 from refine_kit import outputs, progress
 from refine_kit.cache import cache_policy
-from refine_kit.client import llm_session
+from refine_kit.client import limit_calls, llm_session
 from refine_kit.envs import driver_env, llm_env
 from refine_kit.errors import ConfigError
 from refine_kit.models import BatchResult, Iteration, RefineResult, TopicOutcome, Usage
@@ -129,7 +129,11 @@ async def report_batch_pipeline(
         raise NonRecoverableError(str(exc)) from None
 
     task = configured_refine_task(options)
-    gate = asyncio.Semaphore(options.max_concurrency)
+    # Locally every call passes one shared gate, so topics may overlap more than calls do:
+    # twice the limit keeps every call slot busy without starting all topics at once.
+    # On a cluster, topics run in other containers and the topic gate is the limit.
+    local = _is_local()
+    gate = asyncio.Semaphore(options.max_concurrency * (2 if local else 1))
     root = Path(options.output_dir)
     this_run = _run_name()
 
@@ -155,7 +159,8 @@ async def report_batch_pipeline(
 
     for topic in topics:
         progress.publish(topic, "queued")
-    outcomes = list(await asyncio.gather(*(one(t) for t in topics)))
+    with limit_calls(options.max_concurrency):
+        outcomes = list(await asyncio.gather(*(one(t) for t in topics)))
     seconds = time.time() - started
     manifest = outputs.write_manifest(
         outcomes,
@@ -202,6 +207,11 @@ def _iteration(index: int, draft: str, critique) -> Iteration:
 def _check_range(field: str, value: int, low: int, high: int) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise ConfigError(f"{field}: must be a whole number from {low} to {high}, got {value!r}")
+
+
+def _is_local() -> bool:
+    ctx = flyte.ctx()
+    return ctx is None or ctx.mode == "local"
 
 
 def _run_name() -> str:
