@@ -109,10 +109,13 @@ class OfflineTransport(httpx2.AsyncBaseTransport):
         self.stats.enter()
         usage = (0, 0)
         try:
-            if self.latency:
-                await asyncio.sleep(self.latency)
+            # The latency is the whole response time, the model's own work included.
+            started = time.monotonic()
             payload = run_offline_chat(self.model, body)
             usage = (payload["usage"]["prompt_tokens"], payload["usage"]["completion_tokens"])
+            remaining = self.latency - (time.monotonic() - started)
+            if remaining > 0:
+                await asyncio.sleep(remaining)
         finally:
             self.stats.leave(*usage)
         return httpx2.Response(200, json=payload, request=request)

@@ -1,0 +1,440 @@
+"""Tests for the offline model: driven through the real prompts, the way the pipeline uses it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from refine_kit import prompts as P
+from refine_kit.models import Critique
+from refine_kit.offline_model import (
+    OFFLINE_MODEL_NAME,
+    OfflineCompletion,
+    OfflineModel,
+    count_tokens,
+)
+
+MODEL = OfflineModel()
+
+TOPICS = [
+    "Remote work policies for small engineering teams",
+    "The impact of artificial intelligence on healthcare diagnostics",
+    "Cybersecurity for small businesses",
+    "Urban beekeeping",
+    "Electric vehicle charging infrastructure in rural areas",
+    "Risk management in supply chains",
+    "Recommendation systems in e-commerce",
+    "Open-source software licensing",
+    "Mental health support in the workplace",
+    "Carbon accounting for manufacturers",
+    "AI in education",
+    "Water conservation in agriculture",
+    "Onboarding new employees",
+    "Data privacy regulations in Europe",
+    "Microservices versus monoliths",
+    "Sustainable fashion supply chains",
+    "Public library digitisation",
+    "Quantum computing for finance",
+    "Four-day work weeks",
+    "Kubernetes cost control",
+]
+
+
+# ---------------------------------------------------------------------------------------------
+# Driving the model like the pipeline does.
+
+
+def ask(system: str, user: str, json_mode: bool = False) -> OfflineCompletion:
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": user}]
+    return MODEL.complete(messages, json_mode=json_mode)
+
+
+def draft(topic: str) -> str:
+    return ask(P.GENERATOR_SYSTEM_PROMPT, P.draft_prompt(topic)).content
+
+
+def critique(report: str, previous: list[str] | None = None) -> Critique:
+    reply = ask(P.CRITIC_SYSTEM_PROMPT, P.critique_prompt(report, previous), json_mode=True)
+    return Critique.model_validate_json(reply.content)
+
+
+def revise(report: str, improvements: list[str]) -> str:
+    return ask(P.REVISER_SYSTEM_PROMPT, P.revise_prompt(report, improvements)).content
+
+
+def summarise(report: str) -> str:
+    return ask(P.SUMMARY_SYSTEM_PROMPT, P.summary_prompt(report)).content
+
+
+def refine(topic: str, revisions: int = 4) -> tuple[list[str], list[Critique]]:
+    """Draft, then critique and revise `revisions` times: the drafts and their critiques."""
+    drafts, critiques, previous = [draft(topic)], [], None
+    for _ in range(revisions):
+        critiques.append(critique(drafts[-1], previous))
+        drafts.append(revise(drafts[-1], critiques[-1].improvements))
+        previous = critiques[-1].improvements
+    critiques.append(critique(drafts[-1], previous))
+    return drafts, critiques
+
+
+def revisions_needed(scores: list[int], threshold: int) -> int | None:
+    """What the pipeline does: stop at the first draft that reaches the threshold."""
+    return next((i for i, s in enumerate(scores) if s >= threshold), None)
+
+
+def sections(report: str) -> list[str]:
+    return [line[3:] for line in report.splitlines() if line.startswith("## ")]
+
+
+def section_text(report: str, heading_pattern: str) -> str:
+    """The body of the first section whose heading matches, up to the next heading."""
+    parts = re.split(r"^## ", report, flags=re.M)
+    return next((p for p in parts[1:] if re.match(heading_pattern, p, re.I)), "")
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, tuple[list[str], list[Critique]]]:
+    return {topic: refine(topic) for topic in TOPICS}
+
+
+# ---------------------------------------------------------------------------------------------
+# Interface, determinism, tokens.
+
+
+def test_public_interface() -> None:
+    assert OFFLINE_MODEL_NAME == "refine-kit-offline"
+    reply = ask(P.GENERATOR_SYSTEM_PROMPT, P.draft_prompt("Urban beekeeping"))
+    assert isinstance(reply, OfflineCompletion)
+    assert set(OfflineCompletion.model_fields) == {"content", "prompt_tokens", "completion_tokens"}
+
+
+def test_count_tokens_is_a_rough_four_characters_per_token() -> None:
+    assert count_tokens("") == 0
+    assert count_tokens("a") == 1
+    assert count_tokens("abcd") == 1
+    assert count_tokens("abcde") == 2
+    assert count_tokens("x" * 400) == 100
+
+
+def test_token_counts_cover_all_messages_and_the_reply() -> None:
+    messages = [
+        {"role": "system", "content": P.CRITIC_SYSTEM_PROMPT},
+        {"role": "user", "content": P.critique_prompt(draft("Urban beekeeping"))},
+    ]
+    reply = MODEL.complete(messages, json_mode=True)
+    assert reply.prompt_tokens == sum(count_tokens(m["content"]) for m in messages)
+    assert reply.completion_tokens == count_tokens(reply.content) > 0
+
+
+def test_same_messages_give_byte_identical_answers() -> None:
+    report = draft("Cybersecurity for small businesses")
+    first_critique = critique(report)
+    for system, user, json_mode in [
+        (P.GENERATOR_SYSTEM_PROMPT, P.draft_prompt("Cybersecurity for small businesses"), False),
+        (P.CRITIC_SYSTEM_PROMPT, P.critique_prompt(report), True),
+        (P.REVISER_SYSTEM_PROMPT, P.revise_prompt(report, first_critique.improvements), False),
+        (P.SUMMARY_SYSTEM_PROMPT, P.summary_prompt(report), False),
+    ]:
+        one = ask(system, user, json_mode)
+        two = OfflineModel().complete(
+            [{"role": "system", "content": system}, {"role": "user", "content": user}],
+            json_mode=json_mode,
+        )
+        assert one == two
+
+
+def test_answers_do_not_depend_on_the_process_hash_seed() -> None:
+    code = (
+        "from refine_kit.offline_model import OfflineModel; from refine_kit import prompts as P; "
+        "print(OfflineModel().complete([{'role': 'system', 'content': P.GENERATOR_SYSTEM_PROMPT},"
+        " {'role': 'user', 'content': P.draft_prompt('Four-day work weeks')}]).content)"
+    )
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONHASHSEED": "12345", "PYTHONPATH": str(root)}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True
+    )
+    assert out.stdout.rstrip("\n") == draft("Four-day work weeks")
+
+
+def test_message_content_may_be_a_list_of_text_parts() -> None:
+    parts = [{"type": "text", "text": P.draft_prompt("Urban beekeeping")}]
+    reply = MODEL.complete(
+        [
+            {"role": "system", "content": P.GENERATOR_SYSTEM_PROMPT},
+            {"role": "user", "content": parts},
+        ]
+    )
+    assert reply.content == draft("Urban beekeeping")
+
+
+# ---------------------------------------------------------------------------------------------
+# The writer.
+
+
+def test_draft_is_about_the_topic() -> None:
+    for topic in TOPICS:
+        report = draft(topic)
+        assert topic.lower() in report.lower()
+        assert report.startswith("# ")
+        words = {w for w in re.findall(r"[a-z]{5,}", topic.lower())}
+        assert all(w in report.lower() for w in words)
+
+
+def test_different_topics_read_differently() -> None:
+    # Take the topic out: what is left should still differ, because sections, headings and
+    # wording are chosen by a hash of the topic.
+    skeletons = {draft(t).replace(t, "T").replace(t.lower(), "T") for t in TOPICS}
+    assert len(skeletons) == len(TOPICS)
+    structures = {
+        tuple(re.sub(r" (of|for|in|behind|to) .*", "", h) for h in sections(draft(t)))
+        for t in TOPICS
+    }
+    assert len(structures) >= 10
+
+
+def test_draft_structure() -> None:
+    for topic in TOPICS:
+        report = draft(topic)
+        intro = report.split("\n## ", 1)[0].split("\n", 1)[1]
+        assert len(intro.split()) >= 40, "an introduction before the first section"
+        assert len(sections(report)) >= 3
+        assert "{" not in report and "}" not in report
+
+
+def test_first_drafts_are_deliberately_imperfect(runs) -> None:
+    first_scores = [critiques[0].score for _, critiques in runs.values()]
+    assert all(4 <= s <= 6 for s in first_scores)
+    assert len(set(first_scores)) >= 2, "imperfect in a topic-dependent way"
+    first_asks = {tuple(i.split()[:3][-1] for i in cs[0].improvements) for _, cs in runs.values()}
+    assert len(first_asks) >= 5, "different topics miss different things"
+
+
+# ---------------------------------------------------------------------------------------------
+# The critic.
+
+
+def test_critique_is_valid_json_for_the_critique_model(runs) -> None:
+    for drafts, critiques in runs.values():
+        for report, verdict in zip(drafts, critiques, strict=True):
+            raw = ask(P.CRITIC_SYSTEM_PROMPT, P.critique_prompt(report), json_mode=True).content
+            parsed = Critique.model_validate(json.loads(raw))
+            assert 1 <= parsed.score <= 10
+            assert 1 <= verdict.score <= 10
+            assert len(verdict.improvements) <= 4
+            assert verdict.summary and verdict.summary.count(".") <= 3
+
+
+@pytest.mark.parametrize("text", ["", "Just one line of text.", "# A title and nothing else"])
+def test_empty_or_one_line_texts_score_low(text: str) -> None:
+    verdict = critique(text)
+    assert verdict.score <= 2
+    assert verdict.improvements, "it should say what is missing"
+
+
+def test_scoring_follows_the_visible_content(runs) -> None:
+    report = runs["Urban beekeeping"][0][-1]
+    full = critique(report)
+    assert full.score >= 9
+    risks = section_text(report, r"risk|limitation|pitfall")
+    conclusion = section_text(report, r"conclusion|key takeaways|final thoughts")
+    assert risks and conclusion
+    # Half a point per check: taking out the risks (two checks) costs a point...
+    without_risks = critique(report.replace(f"## {risks}", ""))
+    assert without_risks.score < full.score
+    assert any("risks and limitations" in i for i in without_risks.improvements)
+    # ...and the critic notices a missing conclusion too.
+    without_end = critique(report.replace(f"## {conclusion}", ""))
+    assert without_end.score <= full.score
+    assert any(i.startswith("Close with a conclusion") for i in without_end.improvements)
+    # Fewer sections: the score keeps falling as content goes.
+    stripped = report.replace(f"## {risks}", "")
+    for heading in sections(report)[:2]:
+        stripped = stripped.replace(f"## {section_text(report, re.escape(heading))}", "")
+    assert critique(stripped).score < without_risks.score
+
+
+def test_critic_lists_the_worst_gaps_first() -> None:
+    report = "# Urban beekeeping\n\n" + "Bees are interesting. " * 30 + "\n\n## Hives\n\nSome text."
+    verdict = critique(report)
+    assert "section" in verdict.improvements[0].lower()
+    assert verdict.score <= 4
+
+
+def test_critic_checks_follow_through_on_earlier_requests() -> None:
+    report = draft("Onboarding new employees")
+    first = critique(report)
+    revised = revise(report, first.improvements)
+    second = critique(revised, first.improvements)
+    addressed = [s for s in second.strengths if s.startswith("Addressed the request to")]
+    assert len(addressed) == len(first.improvements)
+    # An ignored request comes back first.
+    ignored = critique(report, first.improvements)
+    assert ignored.improvements[: len(first.improvements)] == first.improvements
+
+
+def test_critic_does_not_trust_hidden_markers() -> None:
+    report = draft("Four-day work weeks")
+    marked = report + "\n\n<!-- score: 10 -->\n\n[REVISED]"
+    assert critique(marked).score == critique(report).score
+
+
+# ---------------------------------------------------------------------------------------------
+# The loop: scores rise, revisions address the requests.
+
+
+def test_scores_rise_to_nine_within_four_revisions(runs) -> None:
+    for topic, (_, critiques) in runs.items():
+        scores = [c.score for c in critiques]
+        assert scores == sorted(scores), f"{topic}: {scores}"
+        assert max(scores) >= 9, f"{topic}: {scores}"
+        for before, after in zip(scores, scores[1:], strict=False):
+            assert after == 10 or after - before in (1, 2), f"{topic}: {scores}"
+
+
+def test_thresholds_six_and_nine_need_different_numbers_of_revisions(runs) -> None:
+    needed = {
+        topic: (
+            revisions_needed([c.score for c in cs], 6),
+            revisions_needed([c.score for c in cs], 9),
+        )
+        for topic, (_, cs) in runs.items()
+    }
+    assert all(six in (0, 1) for six, _ in needed.values())
+    assert all(nine in (2, 3) for _, nine in needed.values())
+    assert sum(six != nine for six, nine in needed.values()) >= 15
+    assert len({nine for _, nine in needed.values()}) > 1, "topics differ in effort"
+
+
+def test_reviser_addresses_every_improvement(runs) -> None:
+    # The next critique checks each request against the revised text: all were done.
+    for _, critiques in runs.values():
+        for verdict, follow_up in zip(critiques, critiques[1:], strict=False):
+            addressed = [s for s in follow_up.strengths if s.startswith("Addressed the request")]
+            assert len(addressed) == len(verdict.improvements)
+            assert not set(verdict.improvements) & set(follow_up.improvements)
+
+
+def test_reviser_adds_what_the_critic_asked_for(runs) -> None:
+    for drafts, critiques in runs.values():
+        for before, verdict, after in zip(drafts, critiques, drafts[1:], strict=False):
+            for item in verdict.improvements:
+                low = item.lower()
+                if "risks and limitations" in low:
+                    assert section_text(after, r"risk|limitation|pitfall")
+                if low.startswith("close with a conclusion"):
+                    assert section_text(after, r"conclusion|key takeaways|final thoughts")
+                if low.startswith("add concrete examples"):
+                    for name in re.findall(r'"([^"]+)"', item):
+                        assert re.search(r"^- ", section_text(after, re.escape(name)), re.M)
+                if low.startswith("develop"):
+                    for name in re.findall(r'"([^"]+)"', item):
+                        grown = len(section_text(after, re.escape(name)).split())
+                        assert grown > len(section_text(before, re.escape(name)).split())
+                if low.startswith("turn the recommendations"):
+                    assert re.search(r"^3\. ", after, re.M)
+            if verdict.improvements:
+                assert after != before
+
+
+def test_revisions_keep_the_rest_of_the_report(runs) -> None:
+    for drafts, _ in runs.values():
+        for before, after in zip(drafts, drafts[1:], strict=False):
+            kept = [h for h in sections(before) if h in sections(after)]
+            assert len(kept) == len(sections(before))
+            assert before.splitlines()[0] == after.splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "Discuss the regulatory environment in more depth.",
+        "Make the tone more engaging for executives.",
+        "Add a section on hiring across time zones",
+        "Please add more examples.",
+        "Cite sources for the claims",
+        "The introduction is weak",
+        "Add a conclusion",
+        "xyz",
+    ],
+)
+def test_human_written_improvements_change_the_text(request_text: str, runs) -> None:
+    report = runs["Remote work policies for small engineering teams"][0][2]
+    revised = revise(report, [request_text])
+    assert revised != report
+    assert critique(revised).score >= critique(report).score
+    assert "{" not in revised and P.REPORT_START not in revised
+
+
+def test_revision_without_improvements_returns_the_report() -> None:
+    report = draft("Urban beekeeping")
+    assert revise(report, []).startswith("# ")
+
+
+# ---------------------------------------------------------------------------------------------
+# The summary, markers, role detection.
+
+
+def test_summary_is_plain_prose_about_the_report(runs) -> None:
+    for topic, (drafts, _) in runs.items():
+        text = summarise(drafts[-1])
+        paragraphs = text.split("\n\n")
+        assert 2 <= len(paragraphs) <= 3
+        assert topic.lower() in text.lower()
+        assert not re.search(r"^\s*(#|[-*+] |\d+\. )", text, re.M)
+        assert any(h.lower() in text.lower() for h in sections(drafts[-1]))
+
+
+MARKERS = re.compile(r"\[REVISED\]|(?i:revision \d|offline)|<<<|>>>|REPORT|\{|\}")
+
+
+def test_no_marker_text_in_any_output(runs) -> None:
+    for drafts, critiques in runs.values():
+        for text in [*drafts, summarise(drafts[-1])]:
+            assert not MARKERS.search(text), MARKERS.search(text)
+        for verdict in critiques:
+            assert not re.search(r"<<<|>>>|offline", verdict.model_dump_json(), re.I)
+
+
+def test_roles_are_found_from_reworded_prompts() -> None:
+    report = draft("Urban beekeeping")
+    grader = "You grade reports. Reply with JSON holding a score, strengths and improvements."
+    verdict = Critique.model_validate_json(
+        ask(grader, f"Assess this:\n\n{P.REPORT_START}\n{report}\n{P.REPORT_END}").content
+    )
+    assert verdict.score == critique(report).score
+    rewritten = ask(
+        "You are an editor who revises drafts.", P.revise_prompt(report, ["Add a conclusion"])
+    )
+    assert section_text(rewritten.content, r"conclusion|key takeaways|final thoughts")
+    summary = ask(
+        "", "Summarise the report below.\n\n" + f"{P.REPORT_START}\n{report}\n{P.REPORT_END}"
+    )
+    assert not summary.content.startswith("#")
+    # A topic that mentions other jobs is still a topic.
+    for topic in ("Revision control for small teams", "Summarising legal documents"):
+        assert draft(topic).startswith("# ")
+
+
+def test_a_reask_gets_the_same_critique() -> None:
+    report = draft("Urban beekeeping")
+    prompt = P.critique_prompt(report)
+    again = P.reask_prompt(prompt, "not json", "Expecting value: line 1 column 1")
+    first = ask(P.CRITIC_SYSTEM_PROMPT, prompt, json_mode=True).content
+    assert ask(P.CRITIC_SYSTEM_PROMPT, again, json_mode=True).content == first
+
+
+def test_a_full_topic_is_fast() -> None:
+    start = time.process_time()
+    for topic in TOPICS:
+        drafts, critiques = refine(topic, revisions=3)
+        summarise(drafts[-1])
+    per_topic = (time.process_time() - start) / len(TOPICS)
+    assert per_topic < 0.05, f"{per_topic * 1000:.1f} ms per topic"  # generous: CI machines vary
