@@ -57,7 +57,7 @@ def run_one(topics: int, latency: float, limit: int) -> dict:
         )
         wall = time.perf_counter() - started
         cpu = resource.getrusage(resource.RUSAGE_SELF).ru_utime - cpu_before
-    chains = [o.result.llm_calls for o in batch.outcomes if o.result]
+    chains = [len(o.result.calls) for o in batch.outcomes if o.result]
     ideal = max(sum(chains) * latency / limit, max(chains) * latency) if latency else 0.0
     return {
         "topics": topics,

@@ -16,11 +16,14 @@ import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx2
 import openai
 from flyte.errors import NonRecoverableError
+from openai._constants import INITIAL_RETRY_DELAY
 
+from refine_kit import replay
 from refine_kit.models import LLMReply, Usage
 from refine_kit.offline_transport import OfflineTransport
 from refine_kit.settings import API_KEY_ENV, LLMConfig
@@ -95,14 +98,50 @@ def get_client(config: LLMConfig) -> openai.AsyncOpenAI:
     return client
 
 
+class _KitAsyncOpenAI(openai.AsyncOpenAI):
+    """The SDK client with a configurable first backoff.
+
+    The SDK's own retry loop is kept (it knows which errors are transient and honours
+    Retry-After); only its fixed 0.5 s starting delay is scaled, so tests can use 0.
+    """
+
+    def __init__(self, *, backoff: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._kit_backoff = backoff
+
+    def _calculate_retry_timeout(self, remaining_retries, options, response_headers=None):  # noqa: ANN001, ANN202
+        delay = super()._calculate_retry_timeout(remaining_retries, options, response_headers)
+        if self._parse_retry_after_header(response_headers) is not None:
+            return delay  # the server said how long to wait
+        return delay * self._kit_backoff / INITIAL_RETRY_DELAY
+
+
+_request_count: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
+    "refine_kit_request_count", default=None
+)
+
+
+async def _on_request(request: httpx2.Request) -> None:
+    """Count every HTTP request, the client's own retries included."""
+    counter = _request_count.get()
+    if counter is not None:
+        counter[0] += 1
+    replay.count_request()
+
+
 def _make_client(config: LLMConfig) -> openai.AsyncOpenAI:
-    common = {"timeout": config.request_timeout, "max_retries": config.client_max_retries}
+    common: dict[str, Any] = {
+        "timeout": config.request_timeout,
+        "max_retries": config.client_max_retries,
+        "backoff": config.client_backoff,
+    }
+    hooks = {"request": [_on_request]}
     if config.backend == "offline":
-        transport = OfflineTransport(latency=config.offline_latency)
-        return openai.AsyncOpenAI(
+        transport = OfflineTransport(latency=config.offline_latency, faults=config.faults)
+        return _KitAsyncOpenAI(
             api_key="offline",
             base_url=OFFLINE_BASE_URL,
-            http_client=httpx2.AsyncClient(transport=transport),
+            http_client=httpx2.AsyncClient(transport=transport, event_hooks=hooks),
             **common,
         )
     key = os.environ.get(API_KEY_ENV)
@@ -113,7 +152,12 @@ def _make_client(config: LLMConfig) -> openai.AsyncOpenAI:
             "or use the offline back-end."
         )
     # Local OpenAI-compatible servers (vLLM, Ollama, LM Studio) accept any key.
-    return openai.AsyncOpenAI(api_key=key or "not-needed", base_url=config.base_url, **common)
+    return _KitAsyncOpenAI(
+        api_key=key or "not-needed",
+        base_url=config.base_url,
+        http_client=openai.DefaultAsyncHttpxClient(event_hooks=hooks),
+        **common,
+    )
 
 
 async def call_llm(prompt: str, system: str, json_mode: bool = False) -> LLMReply:
@@ -135,6 +179,8 @@ async def call_llm(prompt: str, system: str, json_mode: bool = False) -> LLMRepl
     kwargs["max_tokens" if config.base_url else "max_completion_tokens"] = config.max_tokens
     if json_mode:
         kwargs["response_format"] = {"type": "json_object"}
+    counter = [0]
+    token = _request_count.set(counter)
     try:
         async with _call_gate.get() or contextlib.nullcontext():
             started = time.time()
@@ -142,7 +188,11 @@ async def call_llm(prompt: str, system: str, json_mode: bool = False) -> LLMRepl
             seconds = time.time() - started
     except _PERMANENT_ERRORS as exc:
         raise NonRecoverableError(f"{type(exc).__name__} from the LLM endpoint: {exc}") from exc
+    finally:
+        _request_count.reset(token)
     usage = response.usage
+    if usage:
+        replay.count_tokens(usage.prompt_tokens, usage.completion_tokens)
     return LLMReply(
         text=response.choices[0].message.content or "",
         usage=Usage(
@@ -153,4 +203,5 @@ async def call_llm(prompt: str, system: str, json_mode: bool = False) -> LLMRepl
         model=response.model or config.model,
         started_at=started,
         seconds=seconds,
+        requests=max(counter[0], 1),
     )

@@ -69,6 +69,7 @@ class LLMReply(BoundaryModel):
     model: str
     started_at: float = Field(description="Unix time the request was sent")
     seconds: float = Field(description="Wall time of the request, client retries included")
+    requests: int = Field(default=1, description="HTTP requests, the client's retries included")
 
 
 class CallRecord(BoundaryModel):
@@ -79,7 +80,9 @@ class CallRecord(BoundaryModel):
     seconds: float
     usage: Usage
     model: str
-    asks: int = Field(default=1, description="Requests made: 1 plus any re-asks after bad output")
+    asks: int = Field(default=1, description="Questions asked: 1 plus any re-asks after bad output")
+    requests: int = Field(default=1, description="HTTP requests: asks plus client-level retries")
+    replayed: bool = Field(default=False, description="Served from a checkpoint, not paid again")
 
 
 class TextStep(BoundaryModel):
@@ -105,6 +108,25 @@ class Iteration(BoundaryModel):
     words: int
 
 
+class Accounting(BoundaryModel):
+    """What a topic cost, and what checkpoints and the cache saved, in one run."""
+
+    llm_calls: int = Field(0, description="HTTP requests that reached the model, all attempts")
+    replayed: int = Field(0, description="Steps served from checkpoints instead of the model")
+    cached: int = Field(0, description="Steps served from the run cache (whole topic reused)")
+    client_retries: int = Field(0, description="Requests the OpenAI client retried")
+    reasks: int = Field(0, description="Questions asked again after an unusable answer")
+    task_attempts: int = Field(1, description="Attempts of refine_report this run")
+    prompt_tokens_used: int = Field(0, description="Prompt tokens paid for in this run")
+    completion_tokens_used: int = Field(0, description="Completion tokens paid for in this run")
+    tokens_saved: int = Field(0, description="Tokens replay and cache avoided paying again")
+    cost_usd: float | None = Field(None, description="Estimated cost; None for unknown models")
+
+    @property
+    def tokens_used(self) -> int:
+        return self.prompt_tokens_used + self.completion_tokens_used
+
+
 class RefineResult(BoundaryModel):
     """Everything `refine_report` learned about one topic."""
 
@@ -118,7 +140,8 @@ class RefineResult(BoundaryModel):
     max_iterations: int
     iterations: list[Iteration]
     calls: list[CallRecord]
-    usage: Usage
+    usage: Usage = Field(description="Tokens of the calls behind the returned drafts")
+    accounting: Accounting = Field(default_factory=Accounting)
     seconds: float = Field(description="Wall time of the task attempt that produced this")
     model: str
     backend: str
@@ -126,7 +149,8 @@ class RefineResult(BoundaryModel):
 
     @property
     def llm_calls(self) -> int:
-        return len(self.calls)
+        """HTTP requests this result cost in the run that produced it."""
+        return self.accounting.llm_calls
 
     @property
     def scores(self) -> list[int]:

@@ -1248,24 +1248,21 @@ def _listed(instruction: str, after: str = "") -> list[str]:
     return [ln.strip() for ln in lines[1:] if ln.strip()]  # a person's unlisted requests
 
 
+_STEPS = {"writer": "draft", "critic": "critique", "reviser": "revise", "summary": "summary"}
+
+
 class OfflineModel:
     """Answers chat requests as writer, critic, reviser or summariser, deterministically."""
+
+    def step_of(self, messages: list[dict[str, str]], *, json_mode: bool = False) -> str:
+        """Which pipeline step a request is: draft, critique, revise or summary."""
+        return _STEPS[self._read(messages, json_mode)[0]]
 
     def complete(
         self, messages: list[dict[str, str]], *, json_mode: bool = False
     ) -> OfflineCompletion:
         """Answer one chat request. `messages` is the OpenAI list of {"role", "content"} dicts."""
-        texts = [(str(m.get("role", "")), _text(m.get("content"))) for m in messages]
-        system = "\n".join(t for role, t in texts if role in ("system", "developer"))
-        users = [t for role, t in texts if role == "user"]
-        # The report travels between delimiters; a re-ask repeats the original prompt.
-        main = next((u for u in reversed(users) if REPORT_START in u), users[-1] if users else "")
-        instruction, report = main, None
-        if (start := main.find(REPORT_START)) >= 0:
-            end = main.find(REPORT_END, start)
-            instruction = main[:start]
-            report = main[start + len(REPORT_START) : end if end >= 0 else len(main)].strip()
-        role = _role(system, instruction, report is not None, json_mode)
+        role, instruction, report, main, texts = self._read(messages, json_mode)
         text = main if report is None else report
         if role == "writer":
             content = _draft(_topic_of(main))
@@ -1279,4 +1276,27 @@ class OfflineModel:
             content=content,
             prompt_tokens=sum(count_tokens(t) for _, t in texts),
             completion_tokens=count_tokens(content),
+        )
+
+    @staticmethod
+    def _read(
+        messages: list[dict[str, str]], json_mode: bool
+    ) -> tuple[str, str, str | None, str, list[tuple[str, str]]]:
+        """Split a request into its role, instruction, enclosed report and texts."""
+        texts = [(str(m.get("role", "")), _text(m.get("content"))) for m in messages]
+        system = "\n".join(t for role, t in texts if role in ("system", "developer"))
+        users = [t for role, t in texts if role == "user"]
+        # The report travels between delimiters; a re-ask repeats the original prompt.
+        main = next((u for u in reversed(users) if REPORT_START in u), users[-1] if users else "")
+        instruction, report = main, None
+        if (start := main.find(REPORT_START)) >= 0:
+            end = main.find(REPORT_END, start)
+            instruction = main[:start]
+            report = main[start + len(REPORT_START) : end if end >= 0 else len(main)].strip()
+        return (
+            _role(system, instruction, report is not None, json_mode),
+            instruction,
+            report,
+            main,
+            texts,
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import httpx2
 
+from refine_kit.faults import FaultInjector, FaultPlan, corrupt_critique
 from refine_kit.offline_model import OfflineModel
 from refine_kit.settings import OFFLINE_MODEL
 
@@ -84,20 +85,48 @@ def completion_payload(
 
 def run_offline_chat(model: OfflineModel, body: dict) -> dict:
     """Answer one `/chat/completions` request body with the offline model."""
-    json_mode = (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
-    answer = model.complete(body.get("messages", []), json_mode=json_mode)
+    answer = model.complete(body.get("messages", []), json_mode=is_json_mode(body))
     return completion_payload(
         body.get("model", ""), answer.content, answer.prompt_tokens, answer.completion_tokens
     )
 
 
-class OfflineTransport(httpx2.AsyncBaseTransport):
-    """Serves `/chat/completions` and `/models` from the offline model, after a set latency."""
+def is_json_mode(body: dict) -> bool:
+    return (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
 
-    def __init__(self, latency: float = 0.0, stats: ModelStats = offline_stats) -> None:
+
+_injectors: dict[FaultPlan, FaultInjector] = {}
+_injectors_lock = threading.Lock()
+
+
+def injector_for(plan: FaultPlan) -> FaultInjector:
+    """One injector per plan per process, so `nth` and `crash_after` count every request."""
+    with _injectors_lock:
+        return _injectors.setdefault(plan, FaultInjector(plan))
+
+
+def reset_injectors() -> None:
+    """Forget fault counters (tests start each scenario from zero)."""
+    with _injectors_lock:
+        _injectors.clear()
+
+
+class OfflineTransport(httpx2.AsyncBaseTransport):
+    """Serves `/chat/completions` and `/models` from the offline model, after a set latency.
+
+    With a fault plan it misbehaves the way real endpoints do, deterministically.
+    """
+
+    def __init__(
+        self,
+        latency: float = 0.0,
+        faults: FaultPlan | None = None,
+        stats: ModelStats = offline_stats,
+    ) -> None:
         self.latency = latency
         self.stats = stats
         self.model = OfflineModel()
+        self.injector = injector_for(faults or FaultPlan())
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         path = request.url.path
@@ -106,19 +135,50 @@ class OfflineTransport(httpx2.AsyncBaseTransport):
         if request.method != "POST" or not path.endswith("/chat/completions"):
             return httpx2.Response(404, json=_error("not found", "invalid_request_error"))
         body = json.loads(await request.aread())
+        step = self.model.step_of(body.get("messages", []), json_mode=is_json_mode(body))
         self.stats.enter()
         usage = (0, 0)
         try:
+            fault = self.injector.decide(body, step)
+            if fault is not None and fault.kind in ("drop", "slow"):
+                await self._fail_connection(fault.kind, request)
+            if fault is not None and fault.http_status():
+                plan = self.injector.plan
+                return httpx2.Response(
+                    fault.http_status(), headers=fault.headers(plan), json=fault.error_body()
+                )
             # The latency is the whole response time, the model's own work included.
             started = time.monotonic()
             payload = run_offline_chat(self.model, body)
+            if fault is not None:  # bad_json / bad_critique: a broken answer, HTTP 200
+                message = payload["choices"][0]["message"]
+                message["content"] = corrupt_critique(
+                    fault.kind, message["content"], self.injector.plan.seed + self.stats.calls
+                )
             usage = (payload["usage"]["prompt_tokens"], payload["usage"]["completion_tokens"])
             remaining = self.latency - (time.monotonic() - started)
             if remaining > 0:
                 await asyncio.sleep(remaining)
         finally:
             self.stats.leave(*usage)
+        self.injector.answered()
         return httpx2.Response(200, json=payload, request=request)
+
+    async def _fail_connection(self, kind: str, request: httpx2.Request) -> None:
+        """A dropped connection, or a stall the client gives up on: both are transport errors.
+
+        A custom transport is not subject to httpx's network timeouts, so the stall honours
+        the client's read timeout itself.
+        """
+        if kind == "drop":
+            raise httpx2.RemoteProtocolError("Server disconnected without sending a response")
+        timeout = (request.extensions.get("timeout") or {}).get("read")
+        stall = self.injector.plan.slow_seconds
+        if timeout is None or stall < timeout:
+            await asyncio.sleep(stall)
+            return
+        await asyncio.sleep(timeout)
+        raise httpx2.ReadTimeout("The read operation timed out", request=request)
 
 
 def models_payload() -> dict:

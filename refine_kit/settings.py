@@ -16,6 +16,7 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from refine_kit.errors import ConfigError
+from refine_kit.faults import FaultPlan
 from refine_kit.models import BoundaryModel
 
 Backend = Literal["auto", "offline", "openai"]
@@ -45,6 +46,8 @@ class LLMConfig(BoundaryModel):
     max_tokens: int = 2000
     offline_latency: float = 0.0
     reasks: int = 2
+    client_backoff: float = 0.5
+    faults: FaultPlan = FaultPlan()
 
 
 class Settings(BaseSettings):
@@ -83,12 +86,24 @@ class Settings(BaseSettings):
     offline_latency: float = Field(
         default=0.2, ge=0, le=60, description="Seconds the offline model takes per call"
     )
+    client_backoff: float = Field(
+        default=0.5, ge=0, le=60, description="First wait before a client retry (no Retry-After)"
+    )
+    faults: FaultPlan = Field(
+        default=FaultPlan(), description="Faults the offline back-end injects (JSON in env)"
+    )
     task_retries: int = Field(default=3, ge=0, le=10, description="Flyte retries of refine_report")
     retry_backoff: float = Field(
         default=0.5, ge=0, le=60, description="First wait between task retries, in seconds"
     )
     output_dir: Path = Field(default=Path("refine_outputs"), description="Where files are written")
     cache: bool = Field(default=True, description="Reuse cached results of unchanged work")
+    fresh: bool = Field(
+        default=False, description="Pay for every call again: no cache, no checkpoint replay"
+    )
+    prices: dict[str, tuple[float, float]] = Field(
+        default_factory=dict, description="Extra USD per 1M tokens (input, output) by model"
+    )
     verbose: bool = Field(default=False, description="Show Flyte's own logs")
 
     @field_validator("model", "base_url")
@@ -142,6 +157,8 @@ class Settings(BaseSettings):
             max_tokens=self.max_tokens,
             offline_latency=self.offline_latency if backend == "offline" else 0.0,
             reasks=self.reasks,
+            client_backoff=self.client_backoff,
+            faults=self.faults if backend == "offline" else FaultPlan(),
         )
 
 
@@ -213,7 +230,9 @@ class RunOptions(BoundaryModel):
     task_retries: int = 3
     retry_backoff: float = 0.5
     cache: bool = True
+    fresh: bool = False
     output_dir: str = "refine_outputs"
+    prices: dict[str, tuple[float, float]] = {}
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "RunOptions":
@@ -222,6 +241,8 @@ class RunOptions(BoundaryModel):
             max_concurrency=settings.max_concurrency,
             task_retries=settings.task_retries,
             retry_backoff=settings.retry_backoff,
-            cache=settings.cache,
+            cache=settings.cache and not settings.fresh,
+            fresh=settings.fresh,
             output_dir=str(settings.output_dir),
+            prices=settings.prices,
         )

@@ -15,12 +15,21 @@ from pathlib import Path
 import flyte
 from flyte.errors import NonRecoverableError
 
-from refine_kit import outputs, progress
-from refine_kit.cache import cache_policy
+from refine_kit import outputs, progress, replay
+from refine_kit.cache import cache_policy, cache_version
 from refine_kit.client import limit_calls, llm_session
 from refine_kit.envs import driver_env, llm_env
 from refine_kit.errors import ConfigError
-from refine_kit.models import BatchResult, Iteration, RefineResult, TopicOutcome, Usage
+from refine_kit.models import (
+    Accounting,
+    BatchResult,
+    CallRecord,
+    Iteration,
+    RefineResult,
+    TopicOutcome,
+    Usage,
+)
+from refine_kit.pricing import estimate_cost
 from refine_kit.settings import LLMConfig, RunOptions, Settings, validate_topic, validate_topics
 from refine_kit.traced import (
     critique_content,
@@ -28,6 +37,9 @@ from refine_kit.traced import (
     generate_summary,
     revise_content,
 )
+
+#: Where a batch keeps its local checkpoints, inside its output folder.
+CHECKPOINT_FILE = Path(".refine_kit") / replay.STORE_NAME
 
 
 @llm_env.task(retries=3)
@@ -51,7 +63,9 @@ async def refine_report(
     except ConfigError as exc:
         raise NonRecoverableError(str(exc)) from None
 
-    with llm_session(config):
+    run_name = _run_name()
+    work = topic_work_key(topic, max_iterations, quality_threshold, config)
+    with llm_session(config), replay.work_scope(work, run_name) as scope:
         progress.publish(topic, "step", step="draft", iteration=0)
         first = await generate_initial_draft(topic)
         drafts, calls = [first.text], [first.call]
@@ -77,6 +91,7 @@ async def refine_report(
         progress.publish(topic, "step", step="summary", iteration=best)
         summary = await generate_summary(drafts[best])
         calls.append(summary.call)
+    replay.finish_work(work, run_name)
 
     total = Usage()
     for call in calls:
@@ -93,10 +108,11 @@ async def refine_report(
         iterations=iterations,
         calls=calls,
         usage=total,
+        accounting=_accounting(calls, scope.ledger),
         seconds=time.time() - started,
         model=config.model,
         backend=config.backend,
-        run_name=_run_name(),
+        run_name=run_name,
     )
 
 
@@ -147,19 +163,18 @@ async def report_batch_pipeline(
                 folder = outputs.write_failure_record(topic, error, root)
                 progress.publish(topic, "failed", message=error)
                 return TopicOutcome(topic=topic, status="failed", error=error, folder=str(folder))
+        from_cache = result.run_name != this_run
+        result = _with_costs(result, from_cache, options.prices)
         folder = await format_outputs(result, str(root))
         progress.publish(topic, "succeeded", score=result.score)
         return TopicOutcome(
-            topic=topic,
-            status="succeeded",
-            result=result,
-            folder=folder,
-            from_cache=result.run_name != this_run,
+            topic=topic, status="succeeded", result=result, folder=folder, from_cache=from_cache
         )
 
     for topic in topics:
         progress.publish(topic, "queued")
-    with limit_calls(options.max_concurrency):
+    store = root / CHECKPOINT_FILE if _is_local() else None
+    with limit_calls(options.max_concurrency), replay.checkpoints_at(store, fresh=options.fresh):
         outcomes = list(await asyncio.gather(*(one(t) for t in topics)))
     seconds = time.time() - started
     manifest = outputs.write_manifest(
@@ -170,8 +185,9 @@ async def report_batch_pipeline(
         settings={
             "max_iterations": max_iterations,
             "quality_threshold": quality_threshold,
-            **options.llm.model_dump(),
+            **options.llm.model_dump(mode="json"),
             "cache": options.cache,
+            "fresh": options.fresh,
         },
     )
     return BatchResult(
@@ -191,6 +207,55 @@ def configured_refine_task(options: RunOptions) -> flyte.TaskTemplate:
         backoff=flyte.Backoff(base=backoff, factor=2.0, cap=max(backoff * 8, timedelta(0))),
     )
     return refine_report.override(retries=retries, cache=cache_policy(options.cache))
+
+
+def topic_work_key(
+    topic: str, max_iterations: int, quality_threshold: int, config: LLMConfig
+) -> str:
+    """What identifies a topic's chain of calls for replay: everything that changes them.
+
+    How calls are made (latency, timeouts, retries, injected faults) is left out, so a run
+    started again after a crash, without the fault that caused it, still finds its steps.
+    """
+    identity = config.model_dump(include={"backend", "model", "base_url", "max_tokens"})
+    return replay.work_key(topic, max_iterations, quality_threshold, identity, cache_version())
+
+
+def _accounting(calls: list[CallRecord], ledger: replay.Ledger) -> Accounting:
+    replayed = [c for c in calls if c.replayed]
+    paid = [c for c in calls if not c.replayed]
+    return Accounting(
+        llm_calls=ledger.requests,
+        replayed=len(replayed),
+        client_retries=sum(c.requests - c.asks for c in paid),
+        reasks=sum(c.asks - 1 for c in paid),
+        task_attempts=ledger.attempts,
+        prompt_tokens_used=ledger.prompt_tokens,
+        completion_tokens_used=ledger.completion_tokens,
+        tokens_saved=sum(c.usage.total_tokens for c in replayed),
+    )
+
+
+def _with_costs(
+    result: RefineResult, from_cache: bool, prices: dict[str, tuple[float, float]]
+) -> RefineResult:
+    """Price the run's tokens; a cache hit cost nothing this run and saved all it once cost."""
+    acc = result.accounting
+    if from_cache:
+        acc = Accounting(
+            cached=len(result.calls),
+            task_attempts=0,
+            tokens_saved=result.usage.total_tokens,
+        )
+        used = (0, 0)
+    else:
+        share = acc.tokens_used / max(result.usage.total_tokens, 1)
+        used = (
+            round(result.usage.prompt_tokens * share),
+            round(result.usage.completion_tokens * share),
+        )
+    cost = estimate_cost(result.model, *used, prices)
+    return result.model_copy(update={"accounting": acc.model_copy(update={"cost_usd": cost})})
 
 
 def describe_error(exc: BaseException) -> str:

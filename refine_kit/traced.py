@@ -1,7 +1,9 @@
 """The traced steps: each is ONE LLM call, a Flyte checkpoint, and validates its own answer.
 
 `@flyte.trace` records a step's result when it completes. When the task around it is
-retried, completed steps return their recorded result instead of calling the model again.
+retried on a cluster, completed steps return their recorded result instead of calling the
+model again. Flyte's local mode does not replay, so `@replayable` (see `replay.py`) does the
+same locally, and also across a process that was killed and started again.
 Validation happens inside the step on purpose: if a step returned raw text and the caller
 parsed it, a retry would replay the same bad text and fail the same way forever.
 """
@@ -26,6 +28,7 @@ from refine_kit.models import (
     TextStep,
     Usage,
 )
+from refine_kit.replay import replayable
 
 _FENCE = re.compile(r"^```[a-zA-Z]*\n(.*?)\n```$", re.DOTALL)
 
@@ -37,6 +40,7 @@ def _record(step: Step, reply: LLMReply) -> CallRecord:
         seconds=reply.seconds,
         usage=reply.usage,
         model=reply.model,
+        requests=reply.requests,
     )
 
 
@@ -52,6 +56,7 @@ def _markdown_text(reply: LLMReply, step: Step) -> str:
 
 
 @flyte.trace
+@replayable
 async def generate_initial_draft(topic: str) -> TextStep:
     """Write the first draft of a report on `topic`."""
     reply = await call_llm(prompts.draft_prompt(topic), prompts.GENERATOR_SYSTEM_PROMPT)
@@ -59,6 +64,7 @@ async def generate_initial_draft(topic: str) -> TextStep:
 
 
 @flyte.trace
+@replayable
 async def critique_content(
     draft: str, previous_improvements: list[str] | None = None
 ) -> CritiqueStep:
@@ -70,11 +76,12 @@ async def critique_content(
     prompt = prompts.critique_prompt(draft, previous_improvements)
     system = prompts.CRITIC_SYSTEM_PROMPT
     budget = current_config().reasks
-    ask_prompt, usage, asks = prompt, Usage(), 0
+    ask_prompt, usage, asks, requests = prompt, Usage(), 0, 0
     started: float | None = None
     while True:
         reply = await call_llm(ask_prompt, system, json_mode=True)
         asks += 1
+        requests += reply.requests
         started = reply.started_at if started is None else started
         usage += reply.usage
         try:
@@ -93,11 +100,13 @@ async def critique_content(
             usage=usage,
             model=reply.model,
             asks=asks,
+            requests=requests,
         )
         return CritiqueStep(critique=critique, call=call)
 
 
 @flyte.trace
+@replayable
 async def revise_content(draft: str, improvements: list[str]) -> TextStep:
     """Rewrite a draft so that it acts on the critique's improvements."""
     reply = await call_llm(
@@ -107,6 +116,7 @@ async def revise_content(draft: str, improvements: list[str]) -> TextStep:
 
 
 @flyte.trace
+@replayable
 async def generate_summary(content: str) -> TextStep:
     """Write the executive summary of the final report."""
     reply = await call_llm(prompts.summary_prompt(content), prompts.SUMMARY_SYSTEM_PROMPT)

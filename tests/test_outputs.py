@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from refine_kit import outputs
-from refine_kit.models import CallRecord, Critique, Iteration, RefineResult, TopicOutcome, Usage
+from refine_kit.models import (
+    Accounting,
+    CallRecord,
+    Critique,
+    Iteration,
+    RefineResult,
+    TopicOutcome,
+    Usage,
+)
 from refine_kit.outputs import (
     atomic_write_text,
     read_record,
@@ -91,6 +99,9 @@ def make_result(topic: str = "Heat pumps in cold climates", **overrides: object)
         ],
         "calls": calls,
         "usage": usage,
+        "accounting": Accounting(
+            llm_calls=len(calls), prompt_tokens_used=900, completion_tokens_used=600
+        ),
         "seconds": 7.5,
         "model": "offline-echo",
         "backend": "offline",

@@ -70,7 +70,9 @@ def test_batch_writes_every_file_and_a_manifest(out_dir: Path) -> None:
         assert "<h1>" in (folder / "report.html").read_text()
     manifest = json.loads(Path(batch.manifest).read_text())
     assert manifest["counts"] == {"topics": 3, "succeeded": 3, "failed": 0}
-    assert not list(out_dir.rglob("*.tmp")) and not list(out_dir.glob(".*"))
+    # No temp files left behind; the only hidden entry is the checkpoint store.
+    assert [p.name for p in out_dir.glob(".*")] == [".refine_kit"]
+    assert not [p for o in batch.outcomes for p in Path(o.folder).glob(".*")]
 
 
 def test_cache_serves_unchanged_rerun_and_misses_on_any_change(
@@ -99,10 +101,16 @@ def test_cache_serves_unchanged_rerun_and_misses_on_any_change(
     refine_kit.refine_batch(topics, output_dir=out_dir)
     assert model_stats.calls == paid
 
-    # The switch: caching off for one run pays again even though nothing changed.
+    # Caching off: the run cache is skipped, and every step comes back from checkpoints.
     model_stats.reset()
     off = refine_kit.refine_batch(topics, output_dir=out_dir, cache=False)
-    assert model_stats.calls == paid and not any(o.from_cache for o in off.outcomes)
+    assert model_stats.calls == 0 and not any(o.from_cache for o in off.outcomes)
+    assert all(o.result.accounting.replayed == len(o.result.calls) for o in off.outcomes)
+
+    # fresh=True: no cache, no replay, every call paid again.
+    model_stats.reset()
+    refine_kit.refine_batch(topics, output_dir=out_dir, fresh=True)
+    assert model_stats.calls == paid
 
 
 def test_failing_topic_leaves_the_others_complete(

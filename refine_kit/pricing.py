@@ -1,0 +1,35 @@
+"""Estimated cost of a run from token counts and a price table.
+
+Prices are US dollars per million tokens (input, output), as OpenAI lists them; they
+change, so the table can be extended or overridden with the `prices` setting
+(`REFINE_KIT_PRICES='{"my-model": [0.5, 1.5]}'`). Unknown models get no estimate rather
+than a wrong one.
+"""
+
+from __future__ import annotations
+
+#: USD per 1M tokens: (input, output).
+DEFAULT_PRICES: dict[str, tuple[float, float]] = {
+    "refine-kit-offline": (0.0, 0.0),
+    "gpt-4o-mini": (0.15, 0.60),
+    "gpt-4o": (2.50, 10.00),
+    "gpt-4.1": (2.00, 8.00),
+    "gpt-4.1-mini": (0.40, 1.60),
+    "gpt-4.1-nano": (0.10, 0.40),
+    "o3-mini": (1.10, 4.40),
+    "o4-mini": (1.10, 4.40),
+}
+
+
+def estimate_cost(
+    model: str,
+    prompt_tokens: int,
+    completion_tokens: int,
+    prices: dict[str, tuple[float, float]] | None = None,
+) -> float | None:
+    """Dollars for these tokens, or None when the model's price is unknown."""
+    table = {**DEFAULT_PRICES, **(prices or {})}
+    price = table.get(model)
+    if price is None:
+        return None
+    return round((prompt_tokens * price[0] + completion_tokens * price[1]) / 1_000_000, 6)

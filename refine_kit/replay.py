@@ -1,0 +1,256 @@
+"""Local replay of traced calls: a completed LLM call is never paid for twice.
+
+On a Flyte cluster, `@flyte.trace` replays completed calls when a task is retried. Flyte's
+local mode does not, so locally the kit records each completed step in a SQLite file and
+serves it back when the same step comes round again: on a task retry in the same run, or
+when the same topics with the same settings are started again after the process died.
+
+A step is identified by the work it belongs to (topic, settings, prompts and kit code), its
+position in that work's chain, its name and a hash of its inputs. Only completed, validated
+steps are written, in one transaction each, so a kill at any moment leaves either the whole
+record or nothing. Each payload carries a SHA-256 digest that is checked on every read.
+The store holds model answers and usage only: settings travel without secrets, so no key
+can reach it.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import functools
+import hashlib
+import json
+import sqlite3
+import threading
+import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import flyte
+from pydantic import BaseModel
+
+from refine_kit.errors import RefineKitError
+
+SCHEMA_VERSION = "1"
+STORE_NAME = "checkpoints.sqlite"
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class CheckpointStoreError(RefineKitError):
+    """The checkpoint file is damaged or not ours; it is reported, never trusted."""
+
+
+class CheckpointStore:
+    """A file of completed steps, safe to share between concurrent topics of one process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        try:
+            self._db = sqlite3.connect(
+                self.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._check_and_prepare()
+        except sqlite3.DatabaseError as exc:
+            raise CheckpointStoreError(
+                f"checkpoint store {self.path} is unreadable ({exc}); delete it or start with "
+                "fresh=True (--fresh) to pay for every call again"
+            ) from None
+
+    def _check_and_prepare(self) -> None:
+        verdict = self._db.execute("PRAGMA quick_check").fetchone()[0]
+        if verdict != "ok":
+            raise sqlite3.DatabaseError(f"integrity check failed: {verdict}")
+        # WAL: a killed writer never damages what was committed; NORMAL sync keeps commits
+        # cheap (a power cut may lose the last few, which are then simply paid again).
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS steps (key TEXT PRIMARY KEY, work TEXT NOT NULL, "
+            "position INTEGER NOT NULL, step TEXT NOT NULL, payload TEXT NOT NULL, "
+            "digest TEXT NOT NULL, created REAL NOT NULL)"
+        )
+        self._db.execute("CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT)")
+        row = self._db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+        if row is None:
+            self._db.execute("INSERT INTO meta VALUES ('schema', ?)", (SCHEMA_VERSION,))
+        elif row[0] != SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(f"schema {row[0]!r}, expected {SCHEMA_VERSION!r}")
+
+    def get(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute(
+                "SELECT payload, digest FROM steps WHERE key=?", (key,)
+            ).fetchone()
+        if row is None:
+            return None
+        payload, digest = row
+        if hashlib.sha256(payload.encode()).hexdigest() != digest:
+            raise CheckpointStoreError(
+                f"checkpoint store {self.path}: a record failed its checksum; delete the file "
+                "or start with fresh=True (--fresh)"
+            )
+        return payload
+
+    def put(self, key: str, work: str, position: int, step: str, payload: str) -> None:
+        digest = hashlib.sha256(payload.encode()).hexdigest()
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO steps VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, work, position, step, payload, digest, time.time()),
+            )
+
+    def count(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM steps").fetchone()[0]
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+_stores: dict[Path, CheckpointStore] = {}
+_stores_lock = threading.Lock()
+
+
+def open_store(path: Path) -> CheckpointStore:
+    """The process's one store for `path` (opened, checked and prepared on first use)."""
+    key = Path(path).resolve()
+    with _stores_lock:
+        store = _stores.get(key)
+        if store is None:
+            store = _stores[key] = CheckpointStore(key)
+        return store
+
+
+def close_stores() -> None:
+    with _stores_lock:
+        for store in _stores.values():
+            store.close()
+        _stores.clear()
+
+
+@dataclass
+class Ledger:
+    """What one topic's work cost in this run, across all its task attempts."""
+
+    requests: int = 0
+    attempts: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+
+@dataclass
+class Scope:
+    """One task attempt's view: where steps are replayed from and what they cost."""
+
+    work: str
+    store: CheckpointStore | None
+    fresh: bool
+    ledger: Ledger
+    position: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def next_position(self) -> int:
+        with self.lock:
+            self.position += 1
+            return self.position - 1
+
+
+_settings: contextvars.ContextVar[tuple[Path, bool] | None] = contextvars.ContextVar(
+    "refine_kit_replay_settings", default=None
+)
+_scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
+    "refine_kit_replay_scope", default=None
+)
+_ledgers: dict[tuple[str, str], Ledger] = {}
+
+
+@contextmanager
+def checkpoints_at(path: Path | None, *, fresh: bool = False) -> Iterator[None]:
+    """Record and replay steps of the tasks started in this block in the store at `path`."""
+    if path is not None:
+        open_store(path)  # a damaged store is reported before any LLM call
+    token = _settings.set((Path(path), fresh) if path is not None else None)
+    try:
+        yield
+    finally:
+        _settings.reset(token)
+
+
+@contextmanager
+def work_scope(work: str, run_name: str) -> Iterator[Scope]:
+    """The scope of one attempt of one topic's work; positions restart at every attempt."""
+    ledger = _ledgers.setdefault((run_name, work), Ledger())
+    ledger.attempts += 1
+    settings = _settings.get()
+    local = (ctx := flyte.ctx()) is None or ctx.mode == "local"
+    store = open_store(settings[0]) if settings and local else None
+    scope = Scope(work=work, store=store, fresh=bool(settings and settings[1]), ledger=ledger)
+    token = _scope.set(scope)
+    try:
+        yield scope
+    finally:
+        _scope.reset(token)
+
+
+def finish_work(work: str, run_name: str) -> None:
+    """Forget a finished topic's ledger."""
+    _ledgers.pop((run_name, work), None)
+
+
+def count_request() -> None:
+    """Called for every HTTP request to the model, client retries included."""
+    scope = _scope.get()
+    if scope is not None:
+        scope.ledger.requests += 1
+
+
+def count_tokens(prompt_tokens: int, completion_tokens: int) -> None:
+    scope = _scope.get()
+    if scope is not None:
+        scope.ledger.prompt_tokens += prompt_tokens
+        scope.ledger.completion_tokens += completion_tokens
+
+
+def work_key(*parts: Any) -> str:
+    """A stable identity for a topic's work: everything that changes its calls."""
+    text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def replayable(fn: Callable[..., Awaitable[M]]) -> Callable[..., Awaitable[M]]:
+    """Serve a step's result from the local store when that step already completed.
+
+    Step results carry a `call` record; a replayed one is marked `replayed=True` so that
+    accounting can tell it from a paid call. Outside a work scope (or on a cluster, where
+    Flyte replays traces itself) the step simply runs.
+    """
+    result_type: type[M] = fn.__annotations__["return"]
+    if isinstance(result_type, str):
+        result_type = fn.__globals__[result_type]
+
+    @functools.wraps(fn)
+    async def wrapper(*args: Any, **kwargs: Any) -> M:
+        scope = _scope.get()
+        if scope is None or scope.store is None:
+            return await fn(*args, **kwargs)
+        position = scope.next_position()
+        inputs = work_key(fn.__name__, args, kwargs)
+        key = work_key(scope.work, position, inputs)
+        if not scope.fresh:
+            stored = scope.store.get(key)
+            if stored is not None:
+                result = result_type.model_validate_json(stored)
+                return result.model_copy(
+                    update={"call": result.call.model_copy(update={"replayed": True})}
+                )
+        result = await fn(*args, **kwargs)
+        scope.store.put(key, scope.work, position, fn.__name__, result.model_dump_json())
+        return result
+
+    return wrapper
