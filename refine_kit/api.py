@@ -9,15 +9,16 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import flyte
 
-from refine_kit import progress
+from refine_kit import progress, replay
 from refine_kit.errors import RefineKitError
 from refine_kit.models import BatchResult, RefineResult
 from refine_kit.settings import RunOptions, Settings, load_settings, validate_topic, validate_topics
-from refine_kit.tasks import report_batch_pipeline
+from refine_kit.tasks import CHECKPOINT_FILE, report_batch_pipeline
 
 _initialised_verbose: bool | None = None
 
@@ -53,6 +54,7 @@ def refine_batch(
     resolved = load_settings(settings, **overrides)
     clean = validate_topics(topics)
     options = RunOptions.from_settings(resolved)
+    replay.open_store(Path(options.output_dir) / CHECKPOINT_FILE)  # a damaged store fails here
     init_flyte(resolved.verbose)
     with progress.listening(on_progress):
         run = _runner(resolved).run(

@@ -6,17 +6,22 @@ table, so this module only maps options onto `Settings` and results onto a table
 
 from __future__ import annotations
 
+import contextlib
+import inspect
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, get_type_hints
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from refine_kit import api
 from refine_kit.errors import ConfigError
-from refine_kit.models import BatchResult
+from refine_kit.faults import FaultPlan
+from refine_kit.models import Accounting, BatchResult
 from refine_kit.progress import ProgressEvent
 from refine_kit.settings import Backend
 
@@ -28,92 +33,105 @@ app = typer.Typer(
 out = Console()
 err = Console(stderr=True)
 
-# Options shared by `run` and `batch`; None means "not given", so REFINE_KIT_* variables apply.
-BackendOpt = Annotated[Backend | None, typer.Option(help="offline, openai or auto")]
-ModelOpt = Annotated[str | None, typer.Option(help="Model name")]
-BaseUrlOpt = Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint URL")]
-IterOpt = Annotated[int | None, typer.Option("--max-iterations", "-n", help="Most revisions")]
-ThresholdOpt = Annotated[
-    int | None, typer.Option("--threshold", "-t", help="Score (1-10) that ends refinement")
-]
-ConcurrencyOpt = Annotated[
-    int | None, typer.Option("--concurrency", "-c", help="Most LLM calls in flight")
-]
-LatencyOpt = Annotated[float | None, typer.Option(help="Offline model seconds per call")]
-OutDirOpt = Annotated[Path | None, typer.Option("--output-dir", "-o", help="Output folder")]
-RetriesOpt = Annotated[int | None, typer.Option(help="Task retries per topic")]
-CacheOpt = Annotated[
-    bool | None, typer.Option("--cache/--no-cache", help="Reuse results of unchanged work")
-]
-VerboseOpt = Annotated[bool | None, typer.Option("--verbose/--quiet", help="Flyte's logs")]
+# Every run option, by the `Settings` field it sets; None means "not given", so the
+# REFINE_KIT_* variables apply. `run` and `batch` both take them (see `_with_run_options`).
+RUN_OPTIONS: dict[str, Any] = {
+    "backend": Annotated[Backend | None, typer.Option(help="offline, openai or auto")],
+    "model": Annotated[str | None, typer.Option(help="Model name")],
+    "base_url": Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint URL")],
+    "max_iterations": Annotated[
+        int | None, typer.Option("--max-iterations", "-n", help="Most revisions")
+    ],
+    "quality_threshold": Annotated[
+        int | None, typer.Option("--threshold", "-t", help="Score (1-10) that ends refinement")
+    ],
+    "max_concurrency": Annotated[
+        int | None, typer.Option("--concurrency", "-c", help="Most LLM calls in flight")
+    ],
+    "offline_latency": Annotated[
+        float | None, typer.Option("--latency", help="Offline model seconds per call")
+    ],
+    "output_dir": Annotated[Path | None, typer.Option("--output-dir", "-o", help="Output folder")],
+    "task_retries": Annotated[int | None, typer.Option("--retries", help="Task retries")],
+    "cache": Annotated[
+        bool | None, typer.Option("--cache/--no-cache", help="Reuse results of unchanged work")
+    ],
+    "fresh": Annotated[
+        bool | None, typer.Option("--fresh", help="Pay for every call again: no cache, no replay")
+    ],
+    "verbose": Annotated[bool | None, typer.Option("--verbose/--quiet", help="Flyte's logs")],
+    "faults": Annotated[
+        str | None,
+        typer.Option(
+            "--faults",
+            help='Offline fault plan as JSON, e.g. \'{"rate": 0.2}\' or \'{"step": "critique", '
+            '"nth": 2}\' (see refine_kit.faults.FaultPlan)',
+        ),
+    ],
+}
+
+
+def _with_run_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Append every run option to a command's signature; Typer builds the CLI from it."""
+    signature = inspect.signature(command)
+    hints = get_type_hints(command, include_extras=True)  # this module's annotations are strings
+    fixed = [
+        p.replace(annotation=hints[p.name])
+        for p in signature.parameters.values()
+        if p.kind != p.VAR_KEYWORD
+    ]
+    extra = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+        for name, kind in RUN_OPTIONS.items()
+    ]
+    command.__signature__ = signature.replace(parameters=fixed + extra)  # type: ignore[attr-defined]
+    return command
 
 
 @app.command()
+@_with_run_options
 def run(
-    topic: Annotated[str, typer.Argument(help="The topic to write about")],
-    backend: BackendOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    max_iterations: IterOpt = None,
-    threshold: ThresholdOpt = None,
-    latency: LatencyOpt = None,
-    output_dir: OutDirOpt = None,
-    retries: RetriesOpt = None,
-    cache: CacheOpt = None,
-    verbose: VerboseOpt = None,
+    topic: Annotated[str, typer.Argument(help="The topic to write about")], **options: Any
 ) -> None:
     """Refine one topic and write its report."""
-    settings = dict(
-        backend=backend,
-        model=model,
-        base_url=base_url,
-        max_iterations=max_iterations,
-        quality_threshold=threshold,
-        offline_latency=latency,
-        output_dir=output_dir,
-        task_retries=retries,
-        cache=cache,
-        verbose=verbose,
-    )
-    _run_batch([topic], settings)
+    _run_batch([topic], options)
 
 
 @app.command()
+@_with_run_options
 def batch(
     topics: Annotated[list[str] | None, typer.Argument(help="Topics to write about")] = None,
     file: Annotated[
         Path | None, typer.Option("--file", "-f", help="A file with one topic per line")
     ] = None,
-    backend: BackendOpt = None,
-    model: ModelOpt = None,
-    base_url: BaseUrlOpt = None,
-    max_iterations: IterOpt = None,
-    threshold: ThresholdOpt = None,
-    concurrency: ConcurrencyOpt = None,
-    latency: LatencyOpt = None,
-    output_dir: OutDirOpt = None,
-    retries: RetriesOpt = None,
-    cache: CacheOpt = None,
-    verbose: VerboseOpt = None,
+    **options: Any,
 ) -> None:
     """Refine a batch of topics in parallel; exits 1 if any topic failed."""
     all_topics = list(topics or [])
     if file is not None:
         all_topics += read_topics_file(file)
-    settings = dict(
-        backend=backend,
-        model=model,
-        base_url=base_url,
-        max_iterations=max_iterations,
-        quality_threshold=threshold,
-        max_concurrency=concurrency,
-        offline_latency=latency,
-        output_dir=output_dir,
-        task_retries=retries,
-        cache=cache,
-        verbose=verbose,
-    )
-    _run_batch(all_topics, settings)
+    _run_batch(all_topics, options)
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to bind (loopback only)")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port; 0 picks a free one")] = 8787,
+    latency: Annotated[float, typer.Option(help="Seconds per response")] = 0.0,
+    faults: Annotated[str | None, RUN_OPTIONS["faults"].__metadata__[0]] = None,
+    verbose: Annotated[bool, typer.Option("--verbose", help="Log one line per request")] = False,
+) -> None:
+    """Serve the offline model over HTTP as an OpenAI-compatible endpoint."""
+    from refine_kit.server import OfflineServer
+
+    try:
+        plan = FaultPlan.from_env(faults)
+        server = OfflineServer(host, port, latency=latency, faults=plan, verbose=verbose)
+    except (ValidationError, ValueError) as exc:
+        _fail(f"serve: {exc}")
+    err.print(f"refine_kit offline server on {server.base_url} (Ctrl-C to stop)")
+    with contextlib.suppress(KeyboardInterrupt):
+        server.serve_forever()
 
 
 def read_topics_file(path: Path) -> list[str]:
@@ -125,9 +143,14 @@ def read_topics_file(path: Path) -> list[str]:
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
-def _run_batch(topics: list[str], settings: dict) -> None:
+def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
     if not topics:
         _fail("topics: none given; pass topics as arguments or with --file")
+    if settings.get("faults"):
+        try:
+            settings["faults"] = FaultPlan.from_env(settings["faults"])
+        except ValidationError as exc:
+            _fail(f"faults: {ConfigError.from_validation(exc)}")
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -156,6 +179,7 @@ def _run_batch(topics: list[str], settings: dict) -> None:
         f"{len(result.succeeded)} succeeded, {len(result.failed)} failed in "
         f"{result.seconds:.1f} s; files in {result.output_dir}"
     )
+    out.print(accounting_line(result.accounting))
     if result.failed:
         raise typer.Exit(code=1)
 
@@ -178,11 +202,22 @@ def results_table(result: BatchResult) -> Table:
             str(r.score),
             str(len(r.iterations) - 1),
             r.stop_reason,
-            str(0 if o.from_cache else r.llm_calls),
+            str(r.llm_calls),
             str(r.usage.total_tokens),
             f"{r.seconds:.1f}",
         )
     return table
+
+
+def accounting_line(acc: Accounting) -> str:
+    """What the run paid for and what checkpoints and the cache saved, in one line."""
+    cost = "unknown" if acc.cost_usd is None else f"${acc.cost_usd:.4f}"
+    return (
+        f"LLM calls {acc.llm_calls} (replayed {acc.replayed}, from cache {acc.cached}); "
+        f"client retries {acc.client_retries}, re-asks {acc.reasks}, "
+        f"task attempts {acc.task_attempts}; tokens used {acc.tokens_used:,}, "
+        f"saved {acc.tokens_saved:,}; estimated cost {cost}"
+    )
 
 
 def _score(event: ProgressEvent) -> str:

@@ -134,9 +134,9 @@ class FaultInjector:
             roll = hashlib.sha256(f"{plan.seed}:{digest}:{k}".encode()).digest()
             if int.from_bytes(roll[:4], "big") / 2**32 >= plan.rate:
                 return None
-            kinds = [
-                kind for kind in plan.kinds if step == "critique" or kind not in _CRITIQUE_ONLY
-            ] or ["500"]
+            kinds = [k for k in plan.kinds if step == "critique" or k not in _CRITIQUE_ONLY]
+            if not kinds:  # e.g. only broken-critique faults, and this is not a critique
+                return None
             return self._count(Fault(kind=kinds[roll[4] % len(kinds)]))
 
     def answered(self) -> None:

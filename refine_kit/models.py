@@ -126,6 +126,17 @@ class Accounting(BoundaryModel):
     def tokens_used(self) -> int:
         return self.prompt_tokens_used + self.completion_tokens_used
 
+    def __add__(self, other: "Accounting") -> "Accounting":
+        costs = [c for c in (self.cost_usd, other.cost_usd) if c is not None]
+        return Accounting(
+            **{
+                name: getattr(self, name) + getattr(other, name)
+                for name in type(self).model_fields
+                if name != "cost_usd"
+            },
+            cost_usd=round(sum(costs), 6) if costs else None,
+        )
+
 
 class RefineResult(BoundaryModel):
     """Everything `refine_report` learned about one topic."""
@@ -191,4 +202,13 @@ class BatchResult(BoundaryModel):
 
     @property
     def llm_calls(self) -> int:
-        return sum(o.result.llm_calls for o in self.outcomes if o.result and not o.from_cache)
+        return self.accounting.llm_calls
+
+    @property
+    def accounting(self) -> Accounting:
+        """The batch's totals (failed topics' calls are not known to it)."""
+        total = Accounting(task_attempts=0)
+        for outcome in self.outcomes:
+            if outcome.result is not None:
+                total += outcome.result.accounting
+        return total

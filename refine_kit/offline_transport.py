@@ -126,7 +126,12 @@ class OfflineTransport(httpx2.AsyncBaseTransport):
         self.latency = latency
         self.stats = stats
         self.model = OfflineModel()
-        self.injector = injector_for(faults or FaultPlan())
+        self.faults = faults or FaultPlan()
+
+    @property
+    def injector(self) -> FaultInjector:
+        # Looked up per request: clients outlive a `reset_injectors()` between scenarios.
+        return injector_for(self.faults)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         path = request.url.path
@@ -139,21 +144,21 @@ class OfflineTransport(httpx2.AsyncBaseTransport):
         self.stats.enter()
         usage = (0, 0)
         try:
-            fault = self.injector.decide(body, step)
+            injector = self.injector
+            fault = injector.decide(body, step)
             if fault is not None and fault.kind in ("drop", "slow"):
                 await self._fail_connection(fault.kind, request)
             if fault is not None and fault.http_status():
-                plan = self.injector.plan
                 return httpx2.Response(
-                    fault.http_status(), headers=fault.headers(plan), json=fault.error_body()
+                    fault.http_status(), headers=fault.headers(self.faults), json=fault.error_body()
                 )
             # The latency is the whole response time, the model's own work included.
             started = time.monotonic()
             payload = run_offline_chat(self.model, body)
-            if fault is not None:  # bad_json / bad_critique: a broken answer, HTTP 200
+            if fault is not None and fault.kind in ("bad_json", "bad_critique"):  # HTTP 200
                 message = payload["choices"][0]["message"]
                 message["content"] = corrupt_critique(
-                    fault.kind, message["content"], self.injector.plan.seed + self.stats.calls
+                    fault.kind, message["content"], self.faults.seed + self.stats.calls
                 )
             usage = (payload["usage"]["prompt_tokens"], payload["usage"]["completion_tokens"])
             remaining = self.latency - (time.monotonic() - started)
@@ -161,7 +166,7 @@ class OfflineTransport(httpx2.AsyncBaseTransport):
                 await asyncio.sleep(remaining)
         finally:
             self.stats.leave(*usage)
-        self.injector.answered()
+        injector.answered()
         return httpx2.Response(200, json=payload, request=request)
 
     async def _fail_connection(self, kind: str, request: httpx2.Request) -> None:
@@ -173,7 +178,7 @@ class OfflineTransport(httpx2.AsyncBaseTransport):
         if kind == "drop":
             raise httpx2.RemoteProtocolError("Server disconnected without sending a response")
         timeout = (request.extensions.get("timeout") or {}).get("read")
-        stall = self.injector.plan.slow_seconds
+        stall = self.faults.slow_seconds
         if timeout is None or stall < timeout:
             await asyncio.sleep(stall)
             return

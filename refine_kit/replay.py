@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import flyte
+from flyte.errors import NonRecoverableError
 from pydantic import BaseModel
 
 from refine_kit.errors import RefineKitError
@@ -243,7 +244,10 @@ def replayable(fn: Callable[..., Awaitable[M]]) -> Callable[..., Awaitable[M]]:
         inputs = work_key(fn.__name__, args, kwargs)
         key = work_key(scope.work, position, inputs)
         if not scope.fresh:
-            stored = scope.store.get(key)
+            try:
+                stored = scope.store.get(key)
+            except CheckpointStoreError as exc:
+                raise NonRecoverableError(str(exc)) from None  # retrying cannot mend the file
             if stored is not None:
                 result = result_type.model_validate_json(stored)
                 return result.model_copy(
