@@ -150,6 +150,7 @@ class RefineResult(BoundaryModel):
     quality_threshold: int
     max_iterations: int
     iterations: list[Iteration]
+    drafts: list[str] = Field(default_factory=list, description="Every scored draft, in order")
     calls: list[CallRecord]
     usage: Usage = Field(description="Tokens of the calls behind the returned drafts")
     accounting: Accounting = Field(default_factory=Accounting)

@@ -106,6 +106,7 @@ async def refine_report(
         quality_threshold=quality_threshold,
         max_iterations=max_iterations,
         iterations=iterations,
+        drafts=drafts,
         calls=calls,
         usage=total,
         accounting=_accounting(calls, scope.ledger),

@@ -22,6 +22,7 @@ def test_refine_scores_every_draft_and_returns_the_best(out_dir: Path, model_sta
     assert revisions == 2 and result.stop_reason == "max_iterations"
     # The revision made on the last iteration was critiqued too: every draft has a score.
     assert [it.index for it in result.iterations] == [0, 1, 2]
+    assert len(result.drafts) == 3 and result.report == result.drafts[result.best_iteration]
     steps = [c.step for c in result.calls]
     assert steps == ["draft", "critique", "revise", "critique", "revise", "critique", "summary"]
     # Counted at the model: one request per traced call, nothing hidden.

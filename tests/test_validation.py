@@ -26,6 +26,8 @@ CASES = [
     ({"backend": "openai", "model": "llama3"}, r"model: 'llama3' is not an OpenAI model"),
     ({"base_url": "ftp://x"}, r"base_url: .*http:// or https://"),
     ({"colour": "blue"}, r"colour: unknown setting"),
+    ({"faults": {"rate": 2}}, r"faults.rate: .*less than or equal to 0.9"),
+    ({"faults": {"kinds": ["teapot"]}}, r"faults.kinds.0: .*'429'"),
 ]
 
 
@@ -48,6 +50,12 @@ def test_environment_variables_are_read_and_arguments_win(monkeypatch) -> None:
     monkeypatch.setenv("REFINE_KIT_MAX_CONCURRENCY", "lots")
     with pytest.raises(refine_kit.ConfigError, match="max_concurrency"):
         refine_kit.refine_batch(["x"])
+
+
+def test_fault_plan_comes_from_the_environment_as_json(monkeypatch) -> None:
+    monkeypatch.setenv("REFINE_KIT_FAULTS", '{"rate": 0.2, "kinds": ["429"], "seed": 4}')
+    plan = Settings().llm_config().faults
+    assert plan.rate == 0.2 and plan.kinds == ("429",) and plan.seed == 4
 
 
 def test_backend_auto_follows_key_and_base_url(monkeypatch) -> None:
