@@ -111,6 +111,56 @@ def reset_injectors() -> None:
         _injectors.clear()
 
 
+@dataclass
+class OfflineReply:
+    """What the offline back-end does with one chat request.
+
+    Shared by the in-process transport and the loopback server: they differ only in how
+    they wait (async or blocking) and how they put the reply on the wire.
+    """
+
+    step: str
+    fault: str | None = None  # the injected fault's kind, for logs
+    status: int = 200
+    payload: dict = field(default_factory=dict)
+    headers: dict[str, str] = field(default_factory=dict)
+    drop: bool = False  # close the connection without answering
+    stall: float = 0.0  # seconds to hold the request first (the client may time out)
+    work_seconds: float = 0.0  # the model's own time, counted against the latency
+
+    @property
+    def usage(self) -> tuple[int, int]:
+        usage = self.payload.get("usage") or {}
+        return usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
+
+
+def answer_chat(
+    model: OfflineModel, injector: FaultInjector, body: dict, stats: ModelStats
+) -> OfflineReply:
+    """Apply the fault plan to one request, then answer it with the offline model."""
+    step = model.step_of(body.get("messages", []), json_mode=is_json_mode(body))
+    plan = injector.plan
+    fault = injector.decide(body, step)
+    kind = fault.kind if fault is not None else None
+    if kind == "drop":
+        return OfflineReply(step, kind, drop=True)
+    if fault is not None and fault.http_status():
+        status, headers = fault.http_status(), fault.headers(plan)
+        return OfflineReply(step, kind, status, fault.error_body(), headers)
+    started = time.monotonic()
+    payload = run_offline_chat(model, body)
+    if kind in ("bad_json", "bad_critique"):  # a broken answer, still HTTP 200
+        message = payload["choices"][0]["message"]
+        message["content"] = corrupt_critique(kind, message["content"], plan.seed + stats.calls)
+    return OfflineReply(
+        step,
+        kind,
+        payload=payload,
+        stall=plan.slow_seconds if kind == "slow" else 0.0,
+        work_seconds=time.monotonic() - started,
+    )
+
+
 class OfflineTransport(httpx2.AsyncBaseTransport):
     """Serves `/chat/completions` and `/models` from the offline model, after a set latency.
 
@@ -138,49 +188,38 @@ class OfflineTransport(httpx2.AsyncBaseTransport):
         if request.method == "GET" and path.endswith("/models"):
             return httpx2.Response(200, json=models_payload(), request=request)
         if request.method != "POST" or not path.endswith("/chat/completions"):
-            return httpx2.Response(404, json=_error("not found", "invalid_request_error"))
+            return httpx2.Response(404, json=error_payload("not found", "invalid_request_error"))
         body = json.loads(await request.aread())
-        step = self.model.step_of(body.get("messages", []), json_mode=is_json_mode(body))
+        injector = self.injector
         self.stats.enter()
         usage = (0, 0)
         try:
-            injector = self.injector
-            fault = injector.decide(body, step)
-            if fault is not None and fault.kind in ("drop", "slow"):
-                await self._fail_connection(fault.kind, request)
-            if fault is not None and fault.http_status():
-                return httpx2.Response(
-                    fault.http_status(), headers=fault.headers(self.faults), json=fault.error_body()
-                )
+            reply = answer_chat(self.model, injector, body, self.stats)
+            usage = reply.usage
+            if reply.drop:
+                raise httpx2.RemoteProtocolError("Server disconnected without sending a response")
+            if reply.stall:
+                await self._stall(reply.stall, request)
             # The latency is the whole response time, the model's own work included.
-            started = time.monotonic()
-            payload = run_offline_chat(self.model, body)
-            if fault is not None and fault.kind in ("bad_json", "bad_critique"):  # HTTP 200
-                message = payload["choices"][0]["message"]
-                message["content"] = corrupt_critique(
-                    fault.kind, message["content"], self.faults.seed + self.stats.calls
-                )
-            usage = (payload["usage"]["prompt_tokens"], payload["usage"]["completion_tokens"])
-            remaining = self.latency - (time.monotonic() - started)
-            if remaining > 0:
-                await asyncio.sleep(remaining)
+            if reply.status == 200 and self.latency > reply.work_seconds:
+                await asyncio.sleep(self.latency - reply.work_seconds)
         finally:
             self.stats.leave(*usage)
+        if reply.status != 200:
+            return httpx2.Response(reply.status, headers=reply.headers, json=reply.payload)
         injector.answered()
-        return httpx2.Response(200, json=payload, request=request)
+        return httpx2.Response(200, json=reply.payload, request=request)
 
-    async def _fail_connection(self, kind: str, request: httpx2.Request) -> None:
-        """A dropped connection, or a stall the client gives up on: both are transport errors.
+    @staticmethod
+    async def _stall(seconds: float, request: httpx2.Request) -> None:
+        """Hold a request; past the client's read timeout, fail it as a timeout.
 
         A custom transport is not subject to httpx's network timeouts, so the stall honours
         the client's read timeout itself.
         """
-        if kind == "drop":
-            raise httpx2.RemoteProtocolError("Server disconnected without sending a response")
         timeout = (request.extensions.get("timeout") or {}).get("read")
-        stall = self.faults.slow_seconds
-        if timeout is None or stall < timeout:
-            await asyncio.sleep(stall)
+        if timeout is None or seconds < timeout:
+            await asyncio.sleep(seconds)
             return
         await asyncio.sleep(timeout)
         raise httpx2.ReadTimeout("The read operation timed out", request=request)
@@ -194,5 +233,8 @@ def models_payload() -> dict:
     }
 
 
-def _error(message: str, kind: str) -> dict:
-    return {"error": {"message": message, "type": kind, "param": None, "code": None}}
+def error_payload(
+    message: str, kind: str, param: str | None = None, code: str | None = None
+) -> dict:
+    """An error body in the OpenAI API's shape."""
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}

@@ -1,0 +1,364 @@
+"""Rich notebook views of results: reports, critiques, plots, diffs, accounting, live progress.
+
+Notebooks stay short and teach the ideas; the rendering lives here, tested like any code.
+IPython, matplotlib and ipywidgets come with the `notebooks` extra, so they are imported
+inside the functions: the core package imports without them. Topics and reports are user
+or model text, so every value that reaches HTML is escaped (raw HTML in a report is shown
+as text, never run).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import html
+import re
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from markdown_it import MarkdownIt
+
+from refine_kit.models import Accounting, BatchResult, RefineResult
+from refine_kit.progress import ProgressEvent
+
+#: One colour per traced step, shared by every plot so a legend means the same everywhere.
+STEP_COLOURS = {
+    "draft": "#4C72B0",
+    "critique": "#DD8452",
+    "revise": "#55A868",
+    "summary": "#8172B3",
+}
+_TABLE = 'style="border-collapse:collapse;text-align:left"'
+_CELL = 'style="border:1px solid #ccc;padding:3px 8px;vertical-align:top;text-align:left"'
+
+
+def _html(markup: str) -> Any:
+    from IPython.display import HTML
+
+    return HTML(markup)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    """A plain HTML table; every cell is escaped, so callers pass raw values."""
+    head = "".join(f"<th {_CELL}>{html.escape(h)}</th>" for h in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td {_CELL}>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows
+    )
+    return f"<table {_TABLE}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, (list, tuple)):
+        return "<br>".join(f"&bull; {html.escape(str(v))}" for v in value)
+    return "" if value is None else html.escape(str(value))
+
+
+def report_html(result: RefineResult) -> str:
+    """The final report as HTML. Raw HTML inside the model's Markdown is escaped, not rendered."""
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(result.report)
+    return (
+        f"<p><b>{html.escape(result.topic)}</b>: score {result.score} "
+        f"(iteration {result.best_iteration}, stop: {html.escape(result.stop_reason)})</p>{body}"
+    )
+
+
+def show_report(result: RefineResult) -> Any:
+    """Render the best report the way a reader would see it."""
+    return _html(report_html(result))
+
+
+def critique_table(result: RefineResult) -> Any:
+    """One row per scored draft: what the critic liked and what it asked to change."""
+    rows = [
+        (it.index, it.score, it.words, c.strengths, c.improvements, c.summary)
+        for it in result.iterations
+        for c in [it.critique]
+    ]
+    headers = ["iteration", "score", "words", "strengths", "improvements", "summary"]
+    return _html(_table(headers, rows))
+
+
+def plot_scores(result: RefineResult) -> Any:
+    """Score by iteration against the threshold, with the returned (best) draft circled."""
+    import matplotlib.pyplot as plt
+
+    xs = [it.index for it in result.iterations]
+    fig, ax = plt.subplots(figsize=(6, 3.2))
+    ax.plot(xs, result.scores, marker="o", label="score")
+    ax.axhline(result.quality_threshold, linestyle="--", color="grey", label="threshold")
+    best = result.iterations[result.best_iteration]
+    ax.plot([best.index], [best.score], "o", markersize=14, fillstyle="none", label="returned")
+    ax.set(xlabel="iteration (0 = first draft)", ylabel="score", ylim=(0, 10.5), xticks=xs)
+    ax.set_title(f"{result.topic[:60]}: stop = {result.stop_reason}")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    plt.close(fig)  # the returned figure is shown once, as the cell's value
+    return fig
+
+
+def revision_diff(result: RefineResult, a: int | None = None, b: int | None = None) -> Any:
+    """What the reviser changed between drafts `a` and `b` (default: each draft vs the one before
+    it), word by word: removed text struck through in red, added text in green."""
+    drafts: list[str] = list(getattr(result, "drafts", None) or [])
+    if len(drafts) < 2:
+        return _html(
+            "<p><i>No revision to compare: this result keeps "
+            f"{len(drafts)} draft(s) (scores {html.escape(str(result.scores))}).</i></p>"
+        )
+    pairs = (
+        [(a, b)] if a is not None and b is not None else [(i - 1, i) for i in range(1, len(drafts))]
+    )
+    parts = [diff_html(drafts[x], drafts[y], f"draft {x} &rarr; draft {y}") for x, y in pairs]
+    return _html("".join(parts))
+
+
+def diff_html(old: str, new: str, title: str = "") -> str:
+    """An inline word-level diff of two texts as escaped HTML (`title` is trusted markup)."""
+    old_words, new_words = re.split(r"(\s+)", old), re.split(r"(\s+)", new)
+    out: list[str] = []
+    added = removed = 0
+    matcher = difflib.SequenceMatcher(a=old_words, b=new_words, autojunk=False)
+    for op, i1, i2, j1, j2 in matcher.get_opcodes():
+        if op in ("delete", "replace"):
+            removed += sum(1 for w in old_words[i1:i2] if w.strip())
+            out.append(f'<del style="color:#b00">{html.escape("".join(old_words[i1:i2]))}</del>')
+        if op in ("insert", "replace"):
+            added += sum(1 for w in new_words[j1:j2] if w.strip())
+            out.append(
+                '<ins style="color:#070;background:#efe">'
+                f"{html.escape(''.join(new_words[j1:j2]))}</ins>"
+            )
+        if op == "equal":
+            out.append(html.escape("".join(old_words[i1:i2])))
+    return (
+        f"<h4>{title} (+{added} / -{removed} words)</h4>"
+        '<div style="white-space:pre-wrap;font-family:monospace;font-size:85%">'
+        f"{''.join(out)}</div>"
+    )
+
+
+def accounting_table(result: RefineResult | BatchResult) -> Any:
+    """What a topic or a whole batch paid for, and what replay and the cache saved."""
+    acc: Accounting = result.accounting
+    cost = "unknown model" if acc.cost_usd is None else f"${acc.cost_usd:.4f}"
+    rows = [
+        ("LLM calls (HTTP requests)", acc.llm_calls),
+        ("steps replayed from checkpoints", acc.replayed),
+        ("steps served from the cache", acc.cached),
+        ("client retries", acc.client_retries),
+        ("re-asks after bad output", acc.reasks),
+        ("task attempts", acc.task_attempts),
+        ("prompt tokens used", f"{acc.prompt_tokens_used:,}"),
+        ("completion tokens used", f"{acc.completion_tokens_used:,}"),
+        ("tokens saved", f"{acc.tokens_saved:,}"),
+        ("estimated cost", cost),
+    ]
+    return _html(_table(("what", "count"), rows))
+
+
+def results_table(batch: BatchResult) -> Any:
+    """One row per topic, in the order given; a failed topic shows its error instead."""
+    rows = []
+    for o in batch.outcomes:
+        r = o.result
+        if r is None:
+            rows.append((o.topic, o.status, "", "", "", "", "", "", o.error))
+            continue
+        cached = "yes" if o.from_cache else "no"
+        revisions, seconds = len(r.iterations) - 1, f"{r.seconds:.2f}"
+        rows.append(
+            (o.topic, o.status, revisions, r.score, r.stop_reason, r.llm_calls, seconds, cached, "")
+        )
+    headers = [
+        "topic",
+        "status",
+        "revisions",
+        "score",
+        "stop",
+        "calls",
+        "seconds",
+        "cached",
+        "error",
+    ]
+    return _html(_table(headers, rows))
+
+
+def timeline_calls(batch: BatchResult) -> list[tuple[str, str, float, float]]:
+    """(topic, step, start, seconds) of every call this run paid for, start relative to the
+    first. Cached topics and replayed steps ran in an earlier run, so they are left out."""
+    calls = [
+        (o.topic, c.step, c.started_at, c.seconds)
+        for o in batch.outcomes
+        if o.result is not None and not o.from_cache
+        for c in o.result.calls
+        if not c.replayed
+    ]
+    t0 = min((c[2] for c in calls), default=0.0)
+    return [(topic, step, start - t0, secs) for topic, step, start, secs in calls]
+
+
+def in_flight(calls: Sequence[tuple[str, str, float, float]]) -> list[tuple[float, int]]:
+    """A step function of calls in flight: (time, count after that time)."""
+    edges = sorted([(s, 1) for _, _, s, _ in calls] + [(s + d, -1) for _, _, s, d in calls])
+    points, level = [(0.0, 0)], 0
+    for t, delta in sorted(edges, key=lambda e: (e[0], e[1])):  # ends before starts on a tie
+        level += delta
+        points.append((t, level))
+    return points
+
+
+def plot_timeline(batch: BatchResult) -> Any:
+    """One row per topic, one bar per LLM call coloured by step, and calls in flight below:
+    the picture of the fan-out and of the in-flight limit at work."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    calls = timeline_calls(batch)
+    topics = [o.topic for o in batch.outcomes if any(c[0] == o.topic for c in calls)]
+    fig, (ax, ax2) = plt.subplots(
+        2,
+        1,
+        figsize=(8, 1.2 + 0.45 * max(len(topics), 1) + 1.5),
+        sharex=True,
+        gridspec_kw={"height_ratios": [max(len(topics), 1), 2]},
+    )
+    for topic, step, start, secs in calls:
+        ax.barh(topics.index(topic), secs, left=start, color=STEP_COLOURS[step], edgecolor="white")
+    ax.set_yticks(range(len(topics)), [t if len(t) <= 30 else t[:29] + "…" for t in topics])
+    ax.invert_yaxis()
+    ax.legend(
+        handles=[Patch(color=c, label=s) for s, c in STEP_COLOURS.items()],
+        loc="upper left",
+        bbox_to_anchor=(1.01, 1),
+        fontsize="small",
+    )
+    ax.set_title(f"LLM calls over time (limit {batch.max_concurrency} in flight)")
+    points = in_flight(calls)
+    ax2.step([t for t, _ in points], [n for _, n in points], where="post", label="calls in flight")
+    ax2.axhline(batch.max_concurrency, linestyle="--", color="grey", label="limit")
+    ax2.set(xlabel="seconds since the first call", ylabel="in flight")
+    ax2.set_ylim(0, batch.max_concurrency + 1)
+    ax2.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize="small")
+    fig.tight_layout()
+    plt.close(fig)
+    return fig
+
+
+class BatchProgress:
+    """Live per-topic progress for `refine_batch(..., on_progress=progress)`.
+
+    In a live notebook it shows a row per topic (label, bar, status) with ipywidgets; when
+    the batch ends the rows are replaced by a static HTML table, so a saved notebook (or one
+    run by papermill/nbmake, where widget state is not rendered) still reads well. Without
+    ipywidgets, or with `widgets=False`, only the final table is shown. Events arrive on
+    Flyte's worker thread, so state is locked and widget updates never raise.
+    """
+
+    def __init__(
+        self, topics: Sequence[str], max_iterations: int = 3, widgets: bool | None = None
+    ) -> None:
+        self.steps = 2 * max_iterations + 3  # draft, critique, (revise, critique) x n, summary
+        self.state: dict[str, dict[str, Any]] = {
+            t: {"status": "waiting", "done": 0, "score": None} for t in topics
+        }
+        self._lock = threading.Lock()
+        self._rows: dict[str, tuple[Any, Any]] = {}
+        self._handle: Any = None
+        self.widgets = _widgets_available() if widgets is None else widgets
+
+    def __call__(self, event: ProgressEvent) -> None:
+        """The `on_progress` listener."""
+        with self._lock:
+            row = self.state.setdefault(
+                event.topic, {"status": "waiting", "done": 0, "score": None}
+            )
+            if event.kind == "step":
+                row["done"] += 1
+                score = f" (score {event.score})" if event.score is not None else ""
+                row["status"] = f"{event.step} #{event.iteration}{score}"
+            elif event.kind == "succeeded":
+                row.update(status="succeeded", done=self.steps)
+            elif event.kind == "failed":
+                row["status"] = f"failed: {event.message}"
+            else:
+                row["status"] = event.kind
+            if event.score is not None:
+                row["score"] = event.score
+            snapshot = dict(row)
+        with contextlib.suppress(Exception):  # a display glitch must never fail the batch
+            self._update_widget(event.topic, snapshot)
+
+    def __enter__(self) -> BatchProgress:
+        self.show()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.finish()
+
+    def show(self) -> None:
+        """Display the live rows (widgets only); the static table comes at `finish`."""
+        if not self.widgets:
+            return
+        import ipywidgets as w
+        from IPython.display import display
+
+        for topic in self.state:
+            bar = w.IntProgress(value=0, min=0, max=self.steps, layout=w.Layout(width="200px"))
+            label = w.HTML(html.escape(self.state[topic]["status"]))
+            self._rows[topic] = (bar, label)
+        box = w.VBox(
+            [
+                w.HBox(
+                    [
+                        w.HTML(f"<b>{html.escape(t[:40])}</b>", layout=w.Layout(width="280px")),
+                        bar,
+                        label,
+                    ]
+                )
+                for t, (bar, label) in self._rows.items()
+            ]
+        )
+        self._handle = display(box, display_id=True)
+
+    def finish(self) -> None:
+        """Replace the live rows with the final table (or show the table if there were none)."""
+        try:
+            from IPython.display import HTML, display
+        except ImportError:  # plain Python: nothing to render into; `to_html()` still works
+            return
+        table = HTML(self.to_html())
+        if self._handle is not None:
+            self._handle.update(table)
+        else:
+            display(table)
+
+    def to_html(self) -> str:
+        with self._lock:
+            rows = [(t, s["status"], s["score"]) for t, s in self.state.items()]
+        return _table(("topic", "status", "score"), rows)
+
+    def _repr_html_(self) -> str:
+        return self.to_html()
+
+    def _update_widget(self, topic: str, row: dict[str, Any]) -> None:
+        if topic in self._rows:
+            bar, label = self._rows[topic]
+            bar.value = min(row["done"], self.steps)
+            bar.bar_style = (
+                "danger"
+                if row["status"].startswith("failed")
+                else ("success" if row["status"] == "succeeded" else "")
+            )
+            label.value = html.escape(row["status"])
+
+
+def _widgets_available() -> bool:
+    """ipywidgets is installed and we run inside a Jupyter kernel (not a plain script)."""
+    try:
+        import ipywidgets  # noqa: F401
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and hasattr(shell, "kernel")
