@@ -7,7 +7,6 @@ quietly, run the pipeline with `flyte.run` and hand back the result objects.
 from __future__ import annotations
 
 import logging
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -84,6 +83,5 @@ def refine(
 
 
 def _runner(settings: Settings) -> Any:
-    """A run context: without the run cache when caching is off; quiet telemetry."""
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    return flyte.with_runcontext(disable_run_cache=not settings.cache)
+    """A run context, without Flyte's run cache when caching is off (or a fresh run)."""
+    return flyte.with_runcontext(disable_run_cache=not settings.cache or settings.fresh)
