@@ -7,35 +7,115 @@ quietly, run the pipeline with `flyte.run` and hand back the result objects.
 from __future__ import annotations
 
 import logging
+import re
+import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import flyte
 
-from refine_kit import progress, replay
-from refine_kit.errors import RefineKitError
+from refine_kit import outputs, progress, replay
+from refine_kit.errors import ConfigError, RefineKitError
 from refine_kit.models import BatchResult, RefineResult
 from refine_kit.settings import RunOptions, Settings, load_settings, validate_topic, validate_topics
 from refine_kit.tasks import CHECKPOINT_FILE, report_batch_pipeline
 
-_initialised_verbose: bool | None = None
+_connected: tuple[str | None, bool] | None = None
 
 
 class TopicFailed(RefineKitError):
     """`refine` could not produce a report for its topic, even after retries."""
 
 
-def init_flyte(verbose: bool = False) -> None:
-    """Start Flyte for local runs, with its log noise off unless `verbose`.
+def init_flyte(verbose: bool = False, cluster: str | None = None) -> None:
+    """Start Flyte locally, or connect it to a cluster, with its log noise off unless `verbose`.
 
     Called by the entry points; call it yourself only to change verbosity mid-session.
     """
-    global _initialised_verbose
-    if _initialised_verbose == verbose:
+    global _connected
+    if _connected == (cluster, verbose):
         return
-    flyte.init(log_level=logging.INFO if verbose else logging.CRITICAL)
-    _initialised_verbose = verbose
+    if cluster is None:
+        flyte.init(log_level=logging.INFO if verbose else logging.CRITICAL)
+    else:
+        from refine_kit import cluster as clusters
+
+        clusters.connect(cluster, verbose=verbose)
+    _connected = (cluster, verbose)
+
+
+@dataclass
+class Submission:
+    """A batch handed to Flyte. Local runs have finished already; remote ones are running."""
+
+    run: Any
+    remote: bool
+    dry_run: bool
+    output_dir: Path
+
+    @property
+    def url(self) -> str | None:
+        """Where to watch the run in the Flyte UI (remote runs)."""
+        url = getattr(self.run, "url", None)
+        link = re.search(r"\[link=([^\]]+)\]", url or "")
+        return link.group(1) if link else url
+
+    def result(self) -> BatchResult:
+        """Wait for the batch; for a remote run, write its files here as a local run would."""
+        if self.dry_run:
+            raise RefineKitError("a dry run submits nothing, so it has no result")
+        if not self.remote:
+            return self.run.outputs()[0]
+        self.run.wait(quiet=True)
+        return outputs.write_batch(self.run.outputs()[0], self.output_dir)
+
+
+def submit_batch(
+    topics: Sequence[str],
+    *,
+    settings: Settings | None = None,
+    on_progress: progress.Listener | None = None,
+    dry_run: bool = False,
+    **overrides: Any,
+) -> Submission:
+    """Validate, connect and hand the batch to Flyte; `refine_batch` is this plus `.result()`.
+
+    With `cluster` set the batch runs on that Flyte cluster; `dry_run=True` then serialises
+    everything a cluster would receive without contacting one.
+    """
+    resolved = load_settings(settings, **overrides)
+    clean = validate_topics(topics)
+    options = RunOptions.from_settings(resolved)
+    remote = resolved.cluster is not None
+    if dry_run and not remote:
+        raise ConfigError("dry_run: only a cluster run can be a dry run; set cluster=...")
+    if not remote:
+        replay.open_store(Path(resolved.output_dir) / CHECKPOINT_FILE)  # damaged: fail here
+        init_flyte(resolved.verbose)
+    elif dry_run:
+        from refine_kit import cluster as clusters
+
+        clusters.connect_dry_run()
+        global _connected
+        _connected = None
+    else:
+        init_flyte(resolved.verbose, resolved.cluster)
+    runner = flyte.with_runcontext(
+        mode="remote" if remote else "local",
+        dry_run=dry_run,
+        disable_run_cache=not resolved.cache or resolved.fresh,
+    )
+    with progress.listening(on_progress):
+        run = runner.run(
+            report_batch_pipeline,
+            topics=clean,
+            max_iterations=resolved.max_iterations,
+            quality_threshold=resolved.quality_threshold,
+            options=options,
+        )
+    return Submission(run=run, remote=remote, dry_run=dry_run, output_dir=resolved.output_dir)
 
 
 def refine_batch(
@@ -48,22 +128,13 @@ def refine_batch(
     """Refine a batch of topics and write their files; one failing topic does not stop the rest.
 
     `overrides` are any `Settings` fields (max_iterations=2, quality_threshold=9, cache=False,
-    output_dir="out", ...). `on_progress` receives a `ProgressEvent` as each topic moves on.
+    output_dir="out", cluster="config.yaml", ...). `on_progress` receives a `ProgressEvent` as
+    each topic moves on (local runs; a cluster run is watched in the Flyte UI).
     """
-    resolved = load_settings(settings, **overrides)
-    clean = validate_topics(topics)
-    options = RunOptions.from_settings(resolved)
-    replay.open_store(Path(options.output_dir) / CHECKPOINT_FILE)  # a damaged store fails here
-    init_flyte(resolved.verbose)
-    with progress.listening(on_progress):
-        run = _runner(resolved).run(
-            report_batch_pipeline,
-            topics=clean,
-            max_iterations=resolved.max_iterations,
-            quality_threshold=resolved.quality_threshold,
-            options=options,
-        )
-        return run.outputs()[0]
+    submission = submit_batch(topics, settings=settings, on_progress=on_progress, **overrides)
+    if submission.remote:
+        print(f"refine_kit: running on the cluster: {submission.url}", file=sys.stderr, flush=True)
+    return submission.result()
 
 
 def refine(
@@ -80,8 +151,3 @@ def refine(
     if outcome.result is None:
         raise TopicFailed(f"{clean!r} failed: {outcome.error}")
     return outcome.result
-
-
-def _runner(settings: Settings) -> Any:
-    """A run context, without Flyte's run cache when caching is off (or a fresh run)."""
-    return flyte.with_runcontext(disable_run_cache=not settings.cache or settings.fresh)

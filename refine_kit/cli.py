@@ -60,6 +60,12 @@ RUN_OPTIONS: dict[str, Any] = {
         bool | None, typer.Option("--fresh", help="Pay for every call again: no cache, no replay")
     ],
     "verbose": Annotated[bool | None, typer.Option("--verbose/--quiet", help="Flyte's logs")],
+    "cluster": Annotated[
+        str | None,
+        typer.Option(
+            help="Run on a Flyte cluster: a Flyte config file, or 'auto' for Flyte's discovery"
+        ),
+    ],
     "faults": Annotated[
         str | None,
         typer.Option(
@@ -132,6 +138,44 @@ def serve(
     err.print(f"refine_kit offline server on {server.base_url} (Ctrl-C to stop)")
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
+
+
+@app.command()
+def deploy(
+    config: Annotated[
+        str | None,
+        typer.Option("--config", help="Flyte config file; 'auto' for Flyte's discovery"),
+    ] = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Serialise everything offline; deploy nothing")
+    ] = False,
+) -> None:
+    """Register llm_env and driver_env (with their images) on a Flyte cluster."""
+    from refine_kit import cluster
+
+    if config is None and not dry_run:
+        _fail("deploy: give --config PATH (or 'auto'), or --dry-run to check offline")
+    try:
+        deployments = cluster.deploy(config, dry_run=dry_run)
+    except (RuntimeError, ConfigError) as exc:
+        _fail(f"deploy: {exc}")
+    table = Table(title="refine_kit deployment" + (" (dry run)" if dry_run else ""))
+    for column in ("Environment", "Task", "Retries", "Cache version", "Reuse"):
+        table.add_column(column, no_wrap=column in ("Task", "Reuse"))
+    envs = {name: env for deployment in deployments for name, env in deployment.envs.items()}
+    for env_name, env in envs.items():
+        for entity in env.deployed_entities:
+            template = entity.deployed_task.task_template
+            reuse = env.env.reusable
+            replicas = reuse and "-".join(dict.fromkeys(str(r) for r in reuse.replicas))
+            table.add_row(
+                env_name,
+                template.id.name,
+                str(template.metadata.retries.retries),
+                template.metadata.discovery_version if template.metadata.discoverable else "-",
+                f"{replicas} replicas x {reuse.concurrency}" if reuse else "-",
+            )
+    out.print(table)
 
 
 def read_topics_file(path: Path) -> list[str]:

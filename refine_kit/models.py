@@ -192,6 +192,7 @@ class BatchResult(BoundaryModel):
     manifest: str = Field(description="Path of the batch manifest.json")
     seconds: float
     max_concurrency: int
+    settings: dict[str, Any] = Field(default_factory=dict, description="What the batch ran with")
 
     @property
     def succeeded(self) -> list[TopicOutcome]:

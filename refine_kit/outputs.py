@@ -38,7 +38,7 @@ from typing import Any
 from markdown_it import MarkdownIt
 from pydantic import BaseModel
 
-from refine_kit.models import RefineResult, TopicOutcome
+from refine_kit.models import BatchResult, RefineResult, TopicOutcome
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -387,3 +387,30 @@ def write_manifest(
 def read_record(folder: Path) -> dict[str, Any]:
     """Load a topic folder's ``record.json`` (for tests, notebooks and resumed runs)."""
     return json.loads((Path(folder) / RECORD_JSON).read_text(encoding="utf-8"))
+
+
+def write_batch(batch: BatchResult, root: Path) -> BatchResult:
+    """Write a finished batch's files on this machine: what a remote run's client does.
+
+    Tasks on a cluster write to their own pods' disks, which the user never sees; the
+    results travel back in the run's outputs and land here, in the same layout as a local
+    run's.
+    """
+    root = Path(root)
+    outcomes = []
+    for outcome in batch.outcomes:
+        if outcome.result is not None:
+            folder = write_topic_outputs(outcome.result, root)
+        else:
+            folder = write_failure_record(outcome.topic, outcome.error or "failed", root)
+        outcomes.append(outcome.model_copy(update={"folder": str(folder)}))
+    manifest = write_manifest(
+        outcomes,
+        root,
+        seconds=batch.seconds,
+        max_concurrency=batch.max_concurrency,
+        settings=batch.settings,
+    )
+    return batch.model_copy(
+        update={"outcomes": outcomes, "output_dir": str(root), "manifest": str(manifest)}
+    )

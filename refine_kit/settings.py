@@ -105,6 +105,11 @@ class Settings(BaseSettings):
         default_factory=dict, description="Extra USD per 1M tokens (input, output) by model"
     )
     verbose: bool = Field(default=False, description="Show Flyte's own logs")
+    cluster: str | None = Field(
+        default=None,
+        description="Run on a Flyte cluster: a Flyte config file path, or 'auto' for Flyte's "
+        "usual config discovery; unset runs locally",
+    )
 
     @field_validator("model", "base_url")
     @classmethod
@@ -143,7 +148,9 @@ class Settings(BaseSettings):
                 f"model: {model!r} is not an OpenAI model name (gpt-*, o1/o3/o4*, chatgpt-*); "
                 "for other models set base_url to the server that serves them"
             )
-        if backend == "openai" and not self.base_url and not os.environ.get(API_KEY_ENV):
+        # On a cluster the key comes from the 'openai-api-key' secret, not this process.
+        needs_local_key = self.cluster is None and not self.base_url
+        if backend == "openai" and needs_local_key and not os.environ.get(API_KEY_ENV):
             raise ConfigError(
                 f"backend 'openai' needs an API key: set {API_KEY_ENV}, or set base_url to an "
                 "OpenAI-compatible server, or use backend='offline'"
@@ -231,7 +238,9 @@ class RunOptions(BoundaryModel):
     retry_backoff: float = 0.5
     cache: bool = True
     fresh: bool = False
-    output_dir: str = "refine_outputs"
+    output_dir: str | None = Field(
+        default="refine_outputs", description="None: the caller writes the files (remote runs)"
+    )
     prices: dict[str, tuple[float, float]] = {}
 
     @classmethod
@@ -243,6 +252,7 @@ class RunOptions(BoundaryModel):
             retry_backoff=settings.retry_backoff,
             cache=settings.cache and not settings.fresh,
             fresh=settings.fresh,
-            output_dir=str(settings.output_dir),
+            # A remote task's disk is not the user's: the client writes the files instead.
+            output_dir=None if settings.cluster else str(settings.output_dir),
             prices=settings.prices,
         )

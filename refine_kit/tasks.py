@@ -151,7 +151,8 @@ async def report_batch_pipeline(
     # On a cluster, topics run in other containers and the topic gate is the limit.
     local = _is_local()
     gate = asyncio.Semaphore(options.max_concurrency * (2 if local else 1))
-    root = Path(options.output_dir)
+    # No output_dir on a cluster: the pod's disk is not the user's, the client writes files.
+    root = Path(options.output_dir) if options.output_dir else None
     this_run = _run_name()
 
     async def one(topic: str) -> TopicOutcome:
@@ -161,12 +162,12 @@ async def report_batch_pipeline(
                 result = await task(topic, max_iterations, quality_threshold, options.llm)
             except Exception as exc:  # noqa: BLE001 - one topic's failure must not stop the rest
                 error = describe_error(exc)
-                folder = outputs.write_failure_record(topic, error, root)
+                folder = str(outputs.write_failure_record(topic, error, root)) if root else None
                 progress.publish(topic, "failed", message=error)
-                return TopicOutcome(topic=topic, status="failed", error=error, folder=str(folder))
+                return TopicOutcome(topic=topic, status="failed", error=error, folder=folder)
         from_cache = result.run_name != this_run
         result = _with_costs(result, from_cache, options.prices)
-        folder = await format_outputs(result, str(root))
+        folder = await format_outputs(result, str(root)) if root else None
         progress.publish(topic, "succeeded", score=result.score)
         return TopicOutcome(
             topic=topic, status="succeeded", result=result, folder=folder, from_cache=from_cache
@@ -174,13 +175,14 @@ async def report_batch_pipeline(
 
     for topic in topics:
         progress.publish(topic, "queued")
-    store = root / CHECKPOINT_FILE if _is_local() else None
+    store = root / CHECKPOINT_FILE if root and local else None
     with limit_calls(options.max_concurrency), replay.checkpoints_at(store, fresh=options.fresh):
         outcomes = list(await asyncio.gather(*(one(t) for t in topics)))
     seconds = time.time() - started
-    manifest = outputs.write_manifest(
-        outcomes,
-        root,
+    batch = BatchResult(
+        outcomes=outcomes,
+        output_dir=str(root or ""),
+        manifest="",
         seconds=seconds,
         max_concurrency=options.max_concurrency,
         settings={
@@ -191,13 +193,16 @@ async def report_batch_pipeline(
             "fresh": options.fresh,
         },
     )
-    return BatchResult(
-        outcomes=outcomes,
-        output_dir=str(root),
-        manifest=str(manifest),
+    if root is None:
+        return batch
+    manifest = outputs.write_manifest(
+        outcomes,
+        root,
         seconds=seconds,
         max_concurrency=options.max_concurrency,
+        settings=batch.settings,
     )
+    return batch.model_copy(update={"manifest": str(manifest)})
 
 
 def configured_refine_task(options: RunOptions) -> flyte.TaskTemplate:

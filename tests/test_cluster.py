@@ -1,0 +1,194 @@
+"""The cluster path, checked offline with Flyte's own dry-run serialisation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import flyte
+import pytest
+from flyte._image import CopyConfig, PipPackages
+
+import refine_kit
+from refine_kit import cluster
+from refine_kit.api import submit_batch
+from refine_kit.cache import cache_version
+from refine_kit.envs import IMAGE_PACKAGE_DIR, PACKAGE_DIR
+from refine_kit.notebook_job import IMAGE_NOTEBOOKS_DIR, NOTEBOOKS_DIR, notebook_path, run_notebook
+
+
+@pytest.fixture(scope="module")
+def deployed() -> dict:
+    """Every deployed task template by name, plus the environments, from one dry run."""
+    deployments = cluster.deploy(dry_run=True)
+    envs = {name: env for deployment in deployments for name, env in deployment.envs.items()}
+    tasks = {
+        entity.deployed_task.task_template.id.name: entity.deployed_task.task_template
+        for env in envs.values()
+        for entity in env.deployed_entities
+    }
+    yield {"envs": envs, "tasks": tasks}
+    refine_kit.api._connected = None  # later tests start Flyte locally again
+
+
+def _requests(template) -> dict[str, str]:
+    resources = _to_dict(template.container)["resources"]["requests"]
+    return {r["name"]: r["value"] for r in resources}
+
+
+def _image_layers(env: flyte.TaskEnvironment) -> tuple:
+    return env.image._layers
+
+
+def _to_dict(message) -> dict:
+    from google.protobuf.json_format import MessageToDict
+
+    return MessageToDict(message)
+
+
+def test_deploying_the_driver_brings_the_llm_environment_along(deployed: dict) -> None:
+    assert set(deployed["envs"]) == {"driver", "llm-worker", "notebook-runner"}
+    assert refine_kit.driver_env.depends_on == [refine_kit.llm_env]
+    assert set(deployed["tasks"]) == {
+        "driver.report_batch_pipeline",
+        "llm-worker.refine_report",
+        "llm-worker.format_outputs",
+        "notebook-runner.run_notebook",
+    }
+
+
+@pytest.mark.parametrize("env_name", ["driver", "llm-worker", "notebook-runner"])
+def test_images_carry_the_kit_itself(deployed: dict, env_name: str) -> None:
+    layers = _image_layers(deployed["envs"][env_name].env)
+    copies = [(c.src, c.dst) for c in layers if isinstance(c, CopyConfig)]
+    assert copies[0] == (PACKAGE_DIR, IMAGE_PACKAGE_DIR)
+    if env_name == "notebook-runner":
+        assert copies[1] == (NOTEBOOKS_DIR, IMAGE_NOTEBOOKS_DIR)
+    packages = {p for layer in layers if isinstance(layer, PipPackages) for p in layer.packages}
+    assert any(p.startswith("openai") for p in packages)
+    assert any(p.startswith("pydantic") for p in packages)
+    assert any(p.startswith("unionai-reuse") for p in packages) == (env_name == "llm-worker")
+
+
+def test_refine_report_template(deployed: dict) -> None:
+    template = deployed["tasks"]["llm-worker.refine_report"]
+    assert template.metadata.retries.retries == 3
+    assert template.metadata.discovery_version == cache_version()
+    reuse = _to_dict(template.custom)
+    assert reuse["type"] == "actor"
+    spec = reuse["spec"]
+    assert (spec["replica_count"], spec["min_replica_count"], spec["parallelism"]) == (2, 2, 4)
+    assert (spec["ttl_seconds"], spec["scaledown_ttl_seconds"]) == (1800, 300)
+    secrets = _to_dict(template.security_context)["secrets"]
+    assert secrets == [
+        {"key": "openai-api-key", "mountRequirement": "ENV_VAR", "envVar": "OPENAI_API_KEY"}
+    ]
+    requests = {
+        r["name"]: r["value"] for r in _to_dict(template.container)["resources"]["requests"]
+    }
+    assert requests == {"CPU": "1", "MEMORY": "2Gi"}
+    outputs = _to_dict(template.interface)["outputs"]["variables"]
+    assert outputs[0]["value"]["type"]["metadata"]["title"] == "RefineResult"
+    inputs = {v["key"] for v in _to_dict(template.interface)["inputs"]["variables"]}
+    assert inputs == {"topic", "max_iterations", "quality_threshold", "config"}
+
+
+def test_driver_template(deployed: dict) -> None:
+    template = deployed["tasks"]["driver.report_batch_pipeline"]
+    requests = {
+        r["name"]: r["value"] for r in _to_dict(template.container)["resources"]["requests"]
+    }
+    assert requests == {"CPU": "1", "MEMORY": "1Gi"}
+    assert not template.HasField("custom")  # no reuse policy: it only orchestrates
+    assert not _to_dict(template.security_context)  # no secret: it makes no LLM calls
+    outputs = _to_dict(template.interface)["outputs"]["variables"]
+    assert outputs[0]["value"]["type"]["metadata"]["title"] == "BatchResult"
+
+
+def test_a_task_calling_an_undeclared_environment_is_caught() -> None:
+    assert cluster.undeclared_dependencies(cluster.ENVIRONMENTS) == []
+
+    helper_env = flyte.TaskEnvironment(name="depends-check-helper")
+    caller_env = flyte.TaskEnvironment(name="depends-check-caller")  # no depends_on
+
+    @helper_env.task
+    async def shout(text: str) -> str:
+        return text.upper()
+
+    @caller_env.task
+    async def greet(name: str) -> str:
+        return await shout(name)
+
+    problems = cluster.undeclared_dependencies((helper_env, caller_env))
+    assert problems == [
+        "depends-check-caller.greet calls depends-check-helper.shout, but "
+        "'depends-check-caller' does not list 'depends-check-helper' in depends_on"
+    ]
+    fixed = flyte.TaskEnvironment(name="depends-check-fixed", depends_on=[helper_env])
+    fixed.task(greet.func)
+    assert cluster.undeclared_dependencies((helper_env, fixed)) == []
+
+
+def test_remote_batch_is_submitted_as_a_dry_run_without_secrets(monkeypatch, tmp_path) -> None:
+    canary = "sk-canary-remote-5e6f"
+    monkeypatch.setenv("OPENAI_API_KEY", canary)
+    try:
+        submission = submit_batch(
+            ["Tidal power", "Seed banks"],
+            cluster="auto",
+            backend="openai",
+            dry_run=True,
+            output_dir=tmp_path,
+        )
+    finally:
+        refine_kit.api._connected = None
+    assert submission.remote and submission.dry_run
+    assert submission.url.endswith("/runs/dry-run")
+    assert submission.run.task_spec.task_template.id.name == "driver.report_batch_pipeline"
+    inputs = str(submission.run.inputs)
+    assert "Tidal power" in inputs and canary not in inputs
+    with pytest.raises(refine_kit.RefineKitError, match="dry run"):
+        submission.result()
+    assert not list(Path(tmp_path).iterdir())  # nothing written for a run that did not run
+
+
+def test_a_remote_run_without_a_local_key_is_allowed_the_secret_serves_it() -> None:
+    settings = refine_kit.Settings(backend="openai", cluster="auto")
+    assert settings.llm_config().backend == "openai"
+    with pytest.raises(refine_kit.ConfigError, match="OPENAI_API_KEY"):
+        refine_kit.Settings(backend="openai").llm_config()
+
+
+def test_a_missing_cluster_config_is_named(tmp_path) -> None:
+    with pytest.raises(refine_kit.ConfigError, match="cluster: config file"):
+        refine_kit.refine_batch(["x"], cluster=str(tmp_path / "nope.yaml"))
+
+
+def test_deploy_command_dry_run_prints_the_plan() -> None:
+    from typer.testing import CliRunner
+
+    from refine_kit.cli import app
+
+    try:
+        result = CliRunner().invoke(app, ["deploy", "--dry-run"])
+    finally:
+        refine_kit.api._connected = None
+    assert result.exit_code == 0, result.output
+    assert "llm-worker.refine_report" in result.output and "2 replicas x 4" in result.output
+    assert CliRunner().invoke(app, ["deploy"]).exit_code == 2
+
+
+def test_a_notebook_runs_as_a_task_with_papermill_parameters(tmp_path: Path) -> None:
+    refine_kit.init_flyte()
+    params = {"topic": "Notebook job: rooftop gardens", "quality_threshold": 6, "output_dir": "out"}
+    run = flyte.with_runcontext(disable_run_cache=True).run(
+        run_notebook,
+        notebook="01_single_topic_refinement.ipynb",
+        parameters_json=json.dumps(params),
+    )
+    executed = Path(run.outputs()[0].path)
+    summary = json.loads((executed.parent / "out" / "notebook_summary.json").read_text())
+    assert summary["topic"] == params["topic"] and summary["quality_threshold"] == 6
+    assert '"execution_count": 1' in executed.read_text()
+    with pytest.raises(refine_kit.ConfigError, match="not one of the kit's notebooks"):
+        notebook_path("../README.md")
