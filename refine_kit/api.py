@@ -97,9 +97,14 @@ def submit_batch(
     elif dry_run:
         from refine_kit import cluster as clusters
 
-        clusters.connect_dry_run()
+        # A config file is read as for a real run (Flyte connects lazily); "auto" may find
+        # none, so it serialises against a placeholder endpoint instead.
+        if resolved.cluster == "auto":
+            clusters.connect_dry_run()
+        else:
+            clusters.connect(resolved.cluster, verbose=resolved.verbose)
         global _connected
-        _connected = None
+        _connected = None  # the next real run connects afresh
     else:
         init_flyte(resolved.verbose, resolved.cluster)
     runner = flyte.with_runcontext(

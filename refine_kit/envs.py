@@ -17,11 +17,7 @@ from pathlib import Path
 import flyte
 
 from refine_kit.cache import cache_version
-
-REPLICAS = 2
-CONCURRENCY_PER_REPLICA = 4
-#: The batch's default limit on LLM calls in flight: one call at a time per running task.
-DEFAULT_MAX_CONCURRENCY = REPLICAS * CONCURRENCY_PER_REPLICA
+from refine_kit.settings import CONCURRENCY_PER_REPLICA, REPLICAS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: Where the kit's source goes in an image: Flyte's Debian base has its parent on PYTHONPATH.

@@ -29,6 +29,13 @@ API_KEY_ENV = "OPENAI_API_KEY"
 # Model names OpenAI's own API serves; any name is allowed when base_url points elsewhere.
 _OPENAI_MODEL_PATTERN = re.compile(r"^(gpt-|o\d|chatgpt-|ft:gpt-)[A-Za-z0-9._:-]*$")
 
+# llm_env's reuse policy (envs.py): 2 warm replicas x 4 concurrent tasks. Each task makes
+# one LLM call at a time, so a batch's default in-flight limit is their product, locally
+# and on a cluster alike.
+REPLICAS = 2
+CONCURRENCY_PER_REPLICA = 4
+DEFAULT_MAX_CONCURRENCY = REPLICAS * CONCURRENCY_PER_REPLICA
+
 MAX_TOPIC_CHARS = 300
 MAX_TOPICS = 10_000
 
@@ -73,7 +80,10 @@ class Settings(BaseSettings):
         default=8, ge=1, le=10, description="Stop once a draft scores this"
     )
     max_concurrency: int = Field(
-        default=8, ge=1, le=256, description="Most LLM calls in flight (replicas x concurrency)"
+        default=DEFAULT_MAX_CONCURRENCY,
+        ge=1,
+        le=256,
+        description="Most LLM calls in flight (default: llm_env's replicas x concurrency)",
     )
     request_timeout: float = Field(default=60.0, gt=0, le=600, description="Seconds per request")
     client_max_retries: int = Field(
@@ -233,7 +243,7 @@ class RunOptions(BoundaryModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     llm: LLMConfig
-    max_concurrency: int = 8
+    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
     task_retries: int = 3
     retry_backoff: float = 0.5
     cache: bool = True

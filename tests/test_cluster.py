@@ -192,3 +192,17 @@ def test_a_notebook_runs_as_a_task_with_papermill_parameters(tmp_path: Path) -> 
     assert '"execution_count": 1' in executed.read_text()
     with pytest.raises(refine_kit.ConfigError, match="not one of the kit's notebooks"):
         notebook_path("../README.md")
+
+
+def test_a_config_file_is_read_the_way_a_real_run_reads_it(tmp_path: Path) -> None:
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        "admin:\n  endpoint: dns:///localhost:30080\n  insecure: true\n"
+        "task:\n  project: kit-project\n  domain: staging\n"
+    )
+    try:
+        submission = submit_batch(["Glaciers"], cluster=str(config), dry_run=True)
+        assert (flyte.current_project(), flyte.current_domain()) == ("kit-project", "staging")
+    finally:
+        refine_kit.api._connected = None
+    assert submission.run.task_spec.task_template.id.name == "driver.report_batch_pipeline"
