@@ -132,9 +132,11 @@ async def report_batch_pipeline(
 ) -> BatchResult:
     """Refine every topic concurrently, never more than `max_concurrency` LLM calls in flight.
 
-    Each topic makes its calls one after another, so bounding the topics in flight bounds
-    the calls in flight, locally (where Flyte applies no limit of its own) and on a cluster.
-    A topic that fails for good is reported with its error; the others carry on.
+    Locally (where Flyte applies no limit of its own) one gate admits every LLM call, so
+    topics interleave freely and the call slots stay busy. On a cluster, topics run in
+    other containers; each makes its calls one after another, so bounding the topics in
+    flight bounds the calls. A topic that fails for good is reported with its error; the
+    others carry on.
     """
     started = time.time()
     try:
