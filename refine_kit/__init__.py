@@ -12,7 +12,14 @@ __version__ = "0.1.0"
 # Flyte's usage telemetry would try to leave the machine; the kit keeps runs local and quiet.
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
-from refine_kit.api import TopicFailed, init_flyte, refine, refine_batch  # noqa: E402
+from refine_kit.api import (  # noqa: E402
+    Submission,
+    TopicFailed,
+    init_flyte,
+    refine,
+    refine_batch,
+    submit_batch,
+)
 from refine_kit.client import call_llm, llm_session  # noqa: E402
 from refine_kit.envs import driver_env, llm_env  # noqa: E402
 from refine_kit.errors import ConfigError, LLMOutputError, RefineKitError  # noqa: E402
@@ -62,6 +69,7 @@ __all__ = [
     "RunOptions",
     "SUMMARY_SYSTEM_PROMPT",
     "Settings",
+    "Submission",
     "TopicFailed",
     "TopicOutcome",
     "Usage",
@@ -80,4 +88,5 @@ __all__ = [
     "refine_report",
     "report_batch_pipeline",
     "revise_content",
+    "submit_batch",
 ]
