@@ -105,10 +105,6 @@ class CheckpointStore:
                 (key, work, position, step, payload, digest, time.time()),
             )
 
-    def count(self) -> int:
-        with self._lock:
-            return self._db.execute("SELECT COUNT(*) FROM steps").fetchone()[0]
-
     def close(self) -> None:
         with self._lock:
             self._db.close()
