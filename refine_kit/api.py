@@ -6,7 +6,6 @@ quietly, run the pipeline with `flyte.run` and hand back the result objects.
 
 from __future__ import annotations
 
-import logging
 import re
 import sys
 from collections.abc import Sequence
@@ -16,13 +15,12 @@ from typing import Any
 
 import flyte
 
+from refine_kit import cluster as clusters
 from refine_kit import outputs, progress, replay
 from refine_kit.errors import ConfigError, RefineKitError
 from refine_kit.models import BatchResult, RefineResult
 from refine_kit.settings import RunOptions, Settings, load_settings, validate_topic, validate_topics
 from refine_kit.tasks import CHECKPOINT_FILE, report_batch_pipeline
-
-_connected: tuple[str | None, bool] | None = None
 
 
 class TopicFailed(RefineKitError):
@@ -34,16 +32,10 @@ def init_flyte(verbose: bool = False, cluster: str | None = None) -> None:
 
     Called by the entry points; call it yourself only to change verbosity mid-session.
     """
-    global _connected
-    if _connected == (cluster, verbose):
-        return
     if cluster is None:
-        flyte.init(log_level=logging.INFO if verbose else logging.CRITICAL)
+        clusters.connect_local(verbose=verbose)
     else:
-        from refine_kit import cluster as clusters
-
         clusters.connect(cluster, verbose=verbose)
-    _connected = (cluster, verbose)
 
 
 @dataclass
@@ -95,16 +87,12 @@ def submit_batch(
         replay.open_store(Path(resolved.output_dir) / CHECKPOINT_FILE)  # damaged: fail here
         init_flyte(resolved.verbose)
     elif dry_run:
-        from refine_kit import cluster as clusters
-
         # A config file is read as for a real run (Flyte connects lazily); "auto" may find
         # none, so it serialises against a placeholder endpoint instead.
         if resolved.cluster == "auto":
             clusters.connect_dry_run()
         else:
             clusters.connect(resolved.cluster, verbose=resolved.verbose)
-        global _connected
-        _connected = None  # the next real run connects afresh
     else:
         init_flyte(resolved.verbose, resolved.cluster)
     runner = flyte.with_runcontext(

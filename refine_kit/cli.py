@@ -159,22 +159,12 @@ def deploy(
         deployments = cluster.deploy(config, dry_run=dry_run)
     except (RuntimeError, ConfigError) as exc:
         _fail(f"deploy: {exc}")
+    rows = cluster.deployment_rows(deployments)
     table = Table(title="refine_kit deployment" + (" (dry run)" if dry_run else ""))
-    for column in ("Environment", "Task", "Retries", "Cache version", "Reuse"):
-        table.add_column(column, no_wrap=column in ("Task", "Reuse"))
-    envs = {name: env for deployment in deployments for name, env in deployment.envs.items()}
-    for env_name, env in envs.items():
-        for entity in env.deployed_entities:
-            template = entity.deployed_task.task_template
-            reuse = env.env.reusable
-            replicas = reuse and "-".join(dict.fromkeys(str(r) for r in reuse.replicas))
-            table.add_row(
-                env_name,
-                template.id.name,
-                str(template.metadata.retries.retries),
-                template.metadata.discovery_version if template.metadata.discoverable else "-",
-                f"{replicas} replicas x {reuse.concurrency}" if reuse else "-",
-            )
+    for column in rows[0]:
+        table.add_column(column.capitalize(), no_wrap=column in ("task", "reuse"))
+    for row in rows:
+        table.add_row(*row.values())
     out.print(table)
 
 

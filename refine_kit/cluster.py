@@ -13,11 +13,14 @@ import ast
 import inspect
 import logging
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import flyte
+from google.protobuf.json_format import MessageToDict
 
 from refine_kit.envs import PACKAGE_DIR, driver_env, llm_env
+from refine_kit.errors import ConfigError
 from refine_kit.notebook_job import notebook_env
 
 #: Where the code bundle is rooted: the folder that holds the `refine_kit` package.
@@ -27,31 +30,52 @@ DRY_RUN_ENDPOINT = "dns:///localhost:30080"
 ENVIRONMENTS: tuple[flyte.TaskEnvironment, ...] = (driver_env, llm_env, notebook_env)
 
 
+# What Flyte is connected to now, so each entry point (re)connects only when that changes.
+_current: tuple[str, bool] | None = None
+
+
+def _connect(target: tuple[str, bool], init: Callable[[], None]) -> None:
+    global _current
+    if _current != target:
+        init()
+        _current = target
+
+
+def connect_local(*, verbose: bool = False) -> None:
+    """Run tasks in this process, with Flyte's log noise off unless `verbose`."""
+    level = logging.INFO if verbose else logging.CRITICAL
+    _connect(("local", verbose), lambda: flyte.init(log_level=level))
+
+
 def connect(cluster: str, *, verbose: bool = False) -> None:
     """Point Flyte at a cluster: `cluster` is a config file path, or "auto" to discover one."""
     path = None if cluster == "auto" else Path(cluster).expanduser()
     if path is not None and not path.is_file():
-        from refine_kit.errors import ConfigError
-
         raise ConfigError(f"cluster: config file {cluster!r} does not exist")
-    flyte.init_from_config(
-        path,
-        root_dir=SOURCE_ROOT,
-        log_level=logging.INFO if verbose else logging.WARNING,
-        sync_local_sys_paths=False,  # the image carries the kit; a local venv must not travel
+    _connect(
+        (cluster, verbose),
+        lambda: flyte.init_from_config(
+            path,
+            root_dir=SOURCE_ROOT,
+            log_level=logging.INFO if verbose else logging.WARNING,
+            sync_local_sys_paths=False,  # the image carries the kit; a local venv must not travel
+        ),
     )
 
 
-def connect_dry_run(project: str = "refine-kit", domain: str = "development") -> None:
+def connect_dry_run() -> None:
     """Configure Flyte for serialisation only: no cluster is needed or contacted."""
-    flyte.init(
-        endpoint=DRY_RUN_ENDPOINT,
-        insecure=True,
-        project=project,
-        domain=domain,
-        root_dir=SOURCE_ROOT,
-        log_level=logging.CRITICAL,
-        sync_local_sys_paths=False,
+    _connect(
+        ("dry-run", False),
+        lambda: flyte.init(
+            endpoint=DRY_RUN_ENDPOINT,
+            insecure=True,
+            project="refine-kit",
+            domain="development",
+            root_dir=SOURCE_ROOT,
+            log_level=logging.CRITICAL,
+            sync_local_sys_paths=False,
+        ),
     )
 
 
@@ -70,6 +94,32 @@ def deploy(cluster: str | None = None, *, dry_run: bool = False) -> list:
     elif cluster is not None:
         connect(cluster)
     return flyte.deploy(driver_env, notebook_env, dry_run=dry_run)
+
+
+def deployment_rows(deployments: list) -> list[dict[str, str]]:
+    """One row per deployed task: what a reader checks before trusting a deployment."""
+    rows = []
+    for deployment in deployments:
+        for env_name, env in deployment.envs.items():
+            reuse = env.env.reusable
+            replicas = reuse and "-".join(dict.fromkeys(str(r) for r in reuse.replicas))
+            for entity in env.deployed_entities:
+                template = entity.deployed_task.task_template
+                requests = MessageToDict(template.container)["resources"]["requests"]
+                secrets = MessageToDict(template.security_context).get("secrets", [])
+                meta = template.metadata
+                rows.append(
+                    {
+                        "environment": env_name,
+                        "task": template.id.name,
+                        "retries": str(meta.retries.retries),
+                        "cache version": meta.discovery_version if meta.discoverable else "-",
+                        "reuse": f"{replicas} replicas x {reuse.concurrency}" if reuse else "-",
+                        "secret": ", ".join(s["key"] for s in secrets) or "-",
+                        "resources": ", ".join(f"{r['name']} {r['value']}" for r in requests),
+                    }
+                )
+    return rows
 
 
 def undeclared_dependencies(envs: tuple[flyte.TaskEnvironment, ...]) -> list[str]:

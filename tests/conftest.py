@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
 from pathlib import Path
@@ -18,6 +19,41 @@ for name in list(os.environ):
         del os.environ[name]
 os.environ["REFINE_KIT_OFFLINE_LATENCY"] = "0"
 os.environ["REFINE_KIT_RETRY_BACKOFF"] = "0"
+
+
+NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
+
+
+@pytest.fixture
+def run_notebook(tmp_path: Path):
+    """Run a tutorial notebook with papermill in tmp_path; return (its JSON summary, outputs).
+
+    The outputs come back as one JSON text, already checked to hold no path of this machine
+    (paths inside the task images, shown in the kit's own source, are not this machine's).
+    """
+    papermill = pytest.importorskip("papermill")
+    from refine_kit.envs import IMAGE_PACKAGE_DIR
+    from refine_kit.notebook_job import IMAGE_NOTEBOOKS_DIR
+
+    def run(name: str, **parameters: object) -> tuple[dict, str]:
+        executed = tmp_path / name
+        papermill.execute_notebook(
+            str(NOTEBOOKS / name),
+            str(executed),
+            parameters=parameters,
+            cwd=str(tmp_path),
+            kernel_name="python3",
+            progress_bar=False,
+        )
+        cells = json.loads(executed.read_text())["cells"]
+        outputs = json.dumps([c["outputs"] for c in cells if c["cell_type"] == "code"])
+        text = outputs.replace(IMAGE_PACKAGE_DIR, "").replace(IMAGE_NOTEBOOKS_DIR, "")
+        for local in (tmp_path, Path.home(), NOTEBOOKS.parent):
+            assert str(local) not in text, f"a machine path leaked: {local}"
+        summary = tmp_path / str(parameters["output_dir"]) / "notebook_summary.json"
+        return json.loads(summary.read_text()), outputs
+
+    return run
 
 
 @pytest.fixture

@@ -27,8 +27,7 @@ def deployed() -> dict:
         for env in envs.values()
         for entity in env.deployed_entities
     }
-    yield {"envs": envs, "tasks": tasks}
-    refine_kit.api._connected = None  # later tests start Flyte locally again
+    return {"envs": envs, "tasks": tasks}
 
 
 def _requests(template) -> dict[str, str]:
@@ -132,16 +131,13 @@ def test_a_task_calling_an_undeclared_environment_is_caught() -> None:
 def test_remote_batch_is_submitted_as_a_dry_run_without_secrets(monkeypatch, tmp_path) -> None:
     canary = "sk-canary-remote-5e6f"
     monkeypatch.setenv("OPENAI_API_KEY", canary)
-    try:
-        submission = submit_batch(
-            ["Tidal power", "Seed banks"],
-            cluster="auto",
-            backend="openai",
-            dry_run=True,
-            output_dir=tmp_path,
-        )
-    finally:
-        refine_kit.api._connected = None
+    submission = submit_batch(
+        ["Tidal power", "Seed banks"],
+        cluster="auto",
+        backend="openai",
+        dry_run=True,
+        output_dir=tmp_path,
+    )
     assert submission.remote and submission.dry_run
     assert submission.url.endswith("/runs/dry-run")
     assert submission.run.task_spec.task_template.id.name == "driver.report_batch_pipeline"
@@ -169,10 +165,7 @@ def test_deploy_command_dry_run_prints_the_plan() -> None:
 
     from refine_kit.cli import app
 
-    try:
-        result = CliRunner().invoke(app, ["deploy", "--dry-run"])
-    finally:
-        refine_kit.api._connected = None
+    result = CliRunner().invoke(app, ["deploy", "--dry-run"])
     assert result.exit_code == 0, result.output
     assert "llm-worker.refine_report" in result.output and "2 replicas x 4" in result.output
     assert CliRunner().invoke(app, ["deploy"]).exit_code == 2
@@ -200,9 +193,6 @@ def test_a_config_file_is_read_the_way_a_real_run_reads_it(tmp_path: Path) -> No
         "admin:\n  endpoint: dns:///localhost:30080\n  insecure: true\n"
         "task:\n  project: kit-project\n  domain: staging\n"
     )
-    try:
-        submission = submit_batch(["Glaciers"], cluster=str(config), dry_run=True)
-        assert (flyte.current_project(), flyte.current_domain()) == ("kit-project", "staging")
-    finally:
-        refine_kit.api._connected = None
+    submission = submit_batch(["Glaciers"], cluster=str(config), dry_run=True)
+    assert (flyte.current_project(), flyte.current_domain()) == ("kit-project", "staging")
     assert submission.run.task_spec.task_template.id.name == "driver.report_batch_pipeline"

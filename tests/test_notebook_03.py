@@ -6,16 +6,12 @@ call, fault seed and crash batch size took effect, and that every layer did its 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import pytest
-
-NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "03_failure_recovery.ipynb"
+NOTEBOOK = "03_failure_recovery.ipynb"
 
 
-def test_failure_recovery_notebook_follows_its_parameters(tmp_path: Path) -> None:
-    papermill = pytest.importorskip("papermill")
+def test_failure_recovery_notebook_follows_its_parameters(run_notebook, tmp_path: Path) -> None:
     parameters = {
         "topic": "Rainwater harvesting for schools",
         "fault_rate": 0.5,
@@ -26,21 +22,7 @@ def test_failure_recovery_notebook_follows_its_parameters(tmp_path: Path) -> Non
         "offline_latency": 0.01,
         "output_dir": "nb03",
     }
-    executed = tmp_path / NOTEBOOK.name
-    papermill.execute_notebook(
-        str(NOTEBOOK),
-        str(executed),
-        parameters=parameters,
-        cwd=str(tmp_path),
-        kernel_name="python3",
-        progress_bar=False,
-    )
-    text = executed.read_text()
-    cells = json.loads(text)["cells"]
-    outputs = json.dumps([c["outputs"] for c in cells if c["cell_type"] == "code"])
-    assert str(tmp_path) not in outputs and str(Path.home()) not in outputs, "a machine path leaked"
-
-    summary = json.loads((tmp_path / "nb03" / "notebook_summary.json").read_text())
+    summary, _ = run_notebook(NOTEBOOK, **parameters)
     for name in ("topic", "fault_rate", "fault_seed", "fail_step", "fail_nth"):
         assert summary[name] == parameters[name], name
 

@@ -15,40 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from refine_kit.envs import IMAGE_PACKAGE_DIR
-from refine_kit.notebook_job import IMAGE_NOTEBOOKS_DIR
-
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 ALL_NOTEBOOKS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
 
-def _run(name: str, tmp_path: Path, **parameters: object) -> dict:
-    papermill = pytest.importorskip("papermill")
-    papermill.execute_notebook(
-        str(NOTEBOOKS / name),
-        str(tmp_path / name),
-        parameters=parameters,
-        cwd=str(tmp_path),
-        kernel_name="python3",
-        progress_bar=False,
-    )
-    executed = json.loads((tmp_path / name).read_text())
-    for output in _outputs(executed):
-        # Paths inside the task images (shown in the kit's own source) are not this machine's.
-        text = json.dumps(output).replace(IMAGE_PACKAGE_DIR, "").replace(IMAGE_NOTEBOOKS_DIR, "")
-        assert str(tmp_path) not in text and str(Path.home()) not in text, "a machine path leaked"
-    summary = tmp_path / str(parameters["output_dir"]) / "notebook_summary.json"
-    return json.loads(summary.read_text())
-
-
-def _outputs(notebook: dict) -> list[dict]:
-    return [o for c in notebook["cells"] if c["cell_type"] == "code" for o in c["outputs"]]
-
-
-def test_single_topic_notebook_follows_its_parameters(tmp_path: Path):
-    summary = _run(
+def test_single_topic_notebook_follows_its_parameters(run_notebook, tmp_path: Path):
+    summary, _ = run_notebook(
         "01_single_topic_refinement.ipynb",
-        tmp_path,
         topic="Rainwater harvesting for schools",
         quality_threshold=6,
         max_iterations=2,
@@ -66,11 +39,10 @@ def test_single_topic_notebook_follows_its_parameters(tmp_path: Path):
     assert (tmp_path / "nb01" / "manifest.json").is_file()
 
 
-def test_batch_notebook_follows_its_parameters(tmp_path: Path):
+def test_batch_notebook_follows_its_parameters(run_notebook):
     topics = ["Bicycle lanes in winter", "Library makerspaces", "Seed banks"]
-    summary = _run(
+    summary, _ = run_notebook(
         "02_batch_fan_out.ipynb",
-        tmp_path,
         topics=topics,
         quality_threshold=7,
         max_iterations=1,
