@@ -37,7 +37,7 @@ STANDARD = [(5, 0.5, 8), (50, 0.5, 8), (1000, 0.0, 8)]
 def run_one(topics: int, latency: float, limit: int) -> dict:
     """One scenario, in this process: meant to run in a fresh subprocess."""
     import refine_kit
-    from refine_kit.offline_transport import offline_stats
+    from refine_kit.offline.transport import offline_stats
 
     names = [f"Benchmark topic {i}: the economics of item {i}" for i in range(topics)]
     with tempfile.TemporaryDirectory() as out:

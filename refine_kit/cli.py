@@ -20,8 +20,8 @@ from rich.table import Table
 
 from refine_kit import api
 from refine_kit.errors import ConfigError
-from refine_kit.faults import FaultPlan
 from refine_kit.models import Accounting, BatchResult
+from refine_kit.offline.faults import FaultPlan
 from refine_kit.progress import ProgressEvent
 from refine_kit.settings import Backend
 
@@ -71,7 +71,7 @@ RUN_OPTIONS: dict[str, Any] = {
         typer.Option(
             "--faults",
             help='Offline fault plan as JSON, e.g. \'{"rate": 0.2}\' or \'{"step": "critique", '
-            '"nth": 2}\' (see refine_kit.faults.FaultPlan)',
+            '"nth": 2}\' (see refine_kit.offline.faults.FaultPlan)',
         ),
     ],
 }
@@ -128,7 +128,7 @@ def serve(
     verbose: Annotated[bool, typer.Option("--verbose", help="Log one line per request")] = False,
 ) -> None:
     """Serve the offline model over HTTP as an OpenAI-compatible endpoint."""
-    from refine_kit.server import OfflineServer
+    from refine_kit.offline.server import OfflineServer
 
     try:
         plan = FaultPlan.from_env(faults)

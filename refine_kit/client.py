@@ -25,7 +25,7 @@ from openai._constants import INITIAL_RETRY_DELAY
 
 from refine_kit import replay
 from refine_kit.models import LLMReply, Usage
-from refine_kit.offline_transport import OfflineTransport
+from refine_kit.offline.transport import OfflineTransport
 from refine_kit.settings import API_KEY_ENV, LLMConfig
 
 # The offline transport answers before any connection is made; a loopback URL keeps even a

@@ -16,8 +16,8 @@ from pydantic import ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from refine_kit.errors import ConfigError
-from refine_kit.faults import FaultPlan
 from refine_kit.models import BoundaryModel
+from refine_kit.offline.faults import FaultPlan
 
 Backend = Literal["auto", "offline", "openai"]
 ResolvedBackend = Literal["offline", "openai"]

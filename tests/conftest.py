@@ -64,7 +64,7 @@ def out_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def model_stats():
     """The offline model's own counters, zeroed for this test."""
-    from refine_kit.offline_transport import offline_stats
+    from refine_kit.offline.transport import offline_stats
 
     offline_stats.reset()
     return offline_stats

@@ -41,7 +41,7 @@ def test_bad_options_exit_2_with_the_field_named(tmp_path: Path) -> None:
 
 
 def test_a_failed_topic_makes_the_exit_status_non_zero(tmp_path: Path, monkeypatch) -> None:
-    from refine_kit import offline_transport
+    from refine_kit.offline import transport as offline_transport
 
     real = offline_transport.run_offline_chat
 

@@ -14,7 +14,7 @@ import pytest
 
 from refine_kit import prompts as P
 from refine_kit.models import Critique
-from refine_kit.offline_model import (
+from refine_kit.offline.model import (
     OFFLINE_MODEL_NAME,
     OfflineCompletion,
     OfflineModel,
@@ -152,7 +152,7 @@ def test_same_messages_give_byte_identical_answers() -> None:
 
 def test_answers_do_not_depend_on_the_process_hash_seed() -> None:
     code = (
-        "from refine_kit.offline_model import OfflineModel; from refine_kit import prompts as P; "
+        "from refine_kit.offline.model import OfflineModel; from refine_kit import prompts as P; "
         "print(OfflineModel().complete([{'role': 'system', 'content': P.GENERATOR_SYSTEM_PROMPT},"
         " {'role': 'user', 'content': P.draft_prompt('Four-day work weeks')}]).content)"
     )

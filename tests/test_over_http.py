@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 import refine_kit
+from refine_kit.offline.server import OfflineServer
 from refine_kit.outputs import read_record, topic_folder_name
-from refine_kit.server import OfflineServer
 
 TOPICS = [f"Crash resume topic {i}: municipal composting" for i in range(20)]
 LIMIT = 4

@@ -9,7 +9,8 @@ import flyte
 import pytest
 
 import refine_kit
-from refine_kit import offline_transport, prompts
+from refine_kit import prompts
+from refine_kit.offline import transport as offline_transport
 from refine_kit.outputs import read_record, topic_folder_name
 from refine_kit.settings import LLMConfig
 

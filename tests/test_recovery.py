@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import refine_kit
-from refine_kit.faults import FaultPlan
-from refine_kit.offline_transport import reset_injectors
+from refine_kit.offline.faults import FaultPlan
+from refine_kit.offline.transport import reset_injectors
 from refine_kit.replay import CheckpointStoreError, close_stores
 from refine_kit.tasks import CHECKPOINT_FILE
 
@@ -106,7 +106,7 @@ def test_fault_soak_every_topic_finishes_and_the_accounting_adds_up(
     acc = batch.accounting
     assert acc.llm_calls == model_stats.calls
     assert acc.client_retries > 0 and acc.reasks > 0
-    injected = refine_kit.offline_transport.injector_for(plan).injected
+    injected = refine_kit.offline.transport.injector_for(plan).injected
     assert set(injected) == {"429", "500", "503", "drop", "slow", "bad_json", "bad_critique"}
 
 

@@ -22,10 +22,10 @@ import openai
 import pytest
 
 from refine_kit import prompts as P
-from refine_kit.faults import FaultInjector, FaultPlan
 from refine_kit.models import Critique
-from refine_kit.offline_model import OfflineModel
-from refine_kit.server import OfflineServer, main
+from refine_kit.offline.faults import FaultInjector, FaultPlan
+from refine_kit.offline.model import OfflineModel
+from refine_kit.offline.server import OfflineServer, main
 from refine_kit.settings import OFFLINE_MODEL
 
 TOPIC = "Urban beekeeping"
@@ -270,9 +270,9 @@ def test_sdk_retry_recovers_from_429_honouring_retry_after() -> None:
 
 
 def launch(*options: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """Start `python -m refine_kit.server` on a free port; return it and its base URL."""
+    """Start `python -m refine_kit.offline.server` on a free port; return it and its base URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "refine_kit.server", "--port", "0", *options],
+        [sys.executable, "-m", "refine_kit.offline.server", "--port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

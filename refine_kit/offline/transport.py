@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 
 import httpx2
 
-from refine_kit.faults import FaultInjector, FaultPlan, corrupt_critique
-from refine_kit.offline_model import OfflineModel
+from refine_kit.offline.faults import FaultInjector, FaultPlan, corrupt_critique
+from refine_kit.offline.model import OfflineModel
 from refine_kit.settings import OFFLINE_MODEL
 
 

@@ -6,7 +6,7 @@ keep-alive and the crash of a serving process behave as they do in production, w
 answers stay the offline model's deterministic ones. Answers, fault decisions and the
 payload shapes come from `offline_transport` and `faults`; this module only adds HTTP.
 
-    python -m refine_kit.server --port 8787 --latency 0.2 --fault-rate 0.1 --crash-after 30
+    python -m refine_kit.offline.server --port 8787 --latency 0.2 --fault-rate 0.1 --crash-after 30
 """
 
 from __future__ import annotations
@@ -24,9 +24,9 @@ from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from refine_kit.faults import FaultInjector, FaultPlan
-from refine_kit.offline_model import OfflineModel
-from refine_kit.offline_transport import (
+from refine_kit.offline.faults import FaultInjector, FaultPlan
+from refine_kit.offline.model import OfflineModel
+from refine_kit.offline.transport import (
     ModelStats,
     answer_chat,
     error_payload,
@@ -299,9 +299,9 @@ def _is_loopback(host: str) -> bool:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """`python -m refine_kit.server`: print the base URL, then serve until Ctrl-C."""
+    """`python -m refine_kit.offline.server`: print the base URL, then serve until Ctrl-C."""
     parser = argparse.ArgumentParser(
-        prog="python -m refine_kit.server",
+        prog="python -m refine_kit.offline.server",
         description="Serve the offline model as an OpenAI-compatible endpoint on loopback.",
     )
     parser.add_argument("--host", default="127.0.0.1")
