@@ -18,6 +18,7 @@ from refine_kit.api import (  # noqa: E402
     init_flyte,
     refine,
     refine_batch,
+    reset,
     submit_batch,
 )
 from refine_kit.client import call_llm, llm_session  # noqa: E402
@@ -87,6 +88,7 @@ __all__ = [
     "refine_batch",
     "refine_report",
     "report_batch_pipeline",
+    "reset",
     "revise_content",
     "submit_batch",
 ]

@@ -7,6 +7,7 @@ quietly, run the pipeline with `flyte.run` and hand back the result objects.
 from __future__ import annotations
 
 import re
+import shutil
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -19,7 +20,16 @@ from refine_kit import cluster as clusters
 from refine_kit import outputs, progress, replay
 from refine_kit.errors import ConfigError, RefineKitError
 from refine_kit.models import BatchResult, RefineResult
-from refine_kit.settings import RunOptions, Settings, load_settings, validate_topic, validate_topics
+from refine_kit.offline.faults import FaultPlan
+from refine_kit.settings import (
+    Backend,
+    RunOptions,
+    Settings,
+    describe_settings,
+    load_settings,
+    validate_topic,
+    validate_topics,
+)
 from refine_kit.tasks import CHECKPOINT_FILE, report_batch_pipeline
 
 
@@ -74,8 +84,9 @@ def submit_batch(
 ) -> Submission:
     """Validate, connect and hand the batch to Flyte; `refine_batch` is this plus `.result()`.
 
-    With `cluster` set the batch runs on that Flyte cluster; `dry_run=True` then serialises
-    everything a cluster would receive without contacting one.
+    `overrides` are the keyword settings `refine_batch` lists. With `cluster` set the batch
+    runs on that Flyte cluster; `dry_run=True` then serialises everything a cluster would
+    receive without contacting one.
     """
     resolved = load_settings(settings, **overrides)
     clean = validate_topics(topics)
@@ -84,7 +95,7 @@ def submit_batch(
     if dry_run and not remote:
         raise ConfigError("dry_run: only a cluster run can be a dry run; set cluster=...")
     if not remote:
-        replay.open_store(Path(resolved.output_dir) / CHECKPOINT_FILE)  # damaged: fail here
+        replay.check_store(Path(resolved.output_dir) / CHECKPOINT_FILE)  # damaged: fail here
         init_flyte(resolved.verbose)
     elif dry_run:
         # A config file is read as for a real run (Flyte connects lazily); "auto" may find
@@ -114,16 +125,38 @@ def submit_batch(
 def refine_batch(
     topics: Sequence[str],
     *,
+    max_iterations: int | None = None,
+    quality_threshold: int | None = None,
+    max_concurrency: int | None = None,
+    backend: Backend | None = None,
+    model: str | None = None,
+    base_url: str | None = None,
+    output_dir: str | Path | None = None,
+    cache: bool | None = None,
+    fresh: bool | None = None,
+    request_timeout: float | None = None,
+    client_max_retries: int | None = None,
+    client_backoff: float | None = None,
+    max_tokens: int | None = None,
+    reasks: int | None = None,
+    task_retries: int | None = None,
+    retry_backoff: float | None = None,
+    offline_latency: float | None = None,
+    faults: FaultPlan | None = None,
+    prices: dict[str, tuple[float, float]] | None = None,
+    verbose: bool | None = None,
+    cluster: str | None = None,
     settings: Settings | None = None,
     on_progress: progress.Listener | None = None,
-    **overrides: Any,
 ) -> BatchResult:
     """Refine a batch of topics and write their files; one failing topic does not stop the rest.
 
-    `overrides` are any `Settings` fields (max_iterations=2, quality_threshold=9, cache=False,
-    output_dir="out", cluster="config.yaml", ...). `on_progress` receives a `ProgressEvent` as
-    each topic moves on (local runs; a cluster run is watched in the Flyte UI).
+    Every keyword left as None takes its `REFINE_KIT_*` environment variable, or else the
+    default listed below; `settings` supplies a whole `Settings` object instead.
+    `on_progress` receives a `ProgressEvent` as each topic moves on (local runs; a cluster
+    run is watched in the Flyte UI).
     """
+    overrides = _setting_arguments(locals())
     submission = submit_batch(topics, settings=settings, on_progress=on_progress, **overrides)
     if submission.remote:
         print(f"refine_kit: running on the cluster: {submission.url}", file=sys.stderr, flush=True)
@@ -133,14 +166,77 @@ def refine_batch(
 def refine(
     topic: str,
     *,
+    max_iterations: int | None = None,
+    quality_threshold: int | None = None,
+    max_concurrency: int | None = None,
+    backend: Backend | None = None,
+    model: str | None = None,
+    base_url: str | None = None,
+    output_dir: str | Path | None = None,
+    cache: bool | None = None,
+    fresh: bool | None = None,
+    request_timeout: float | None = None,
+    client_max_retries: int | None = None,
+    client_backoff: float | None = None,
+    max_tokens: int | None = None,
+    reasks: int | None = None,
+    task_retries: int | None = None,
+    retry_backoff: float | None = None,
+    offline_latency: float | None = None,
+    faults: FaultPlan | None = None,
+    prices: dict[str, tuple[float, float]] | None = None,
+    verbose: bool | None = None,
+    cluster: str | None = None,
     settings: Settings | None = None,
     on_progress: progress.Listener | None = None,
-    **overrides: Any,
 ) -> RefineResult:
-    """Refine one topic, write its files, and return its result (raises `TopicFailed`)."""
+    """Refine one topic, write its files, and return its result (raises `TopicFailed`).
+
+    The keywords are those of `refine_batch`, with the same defaults.
+    """
     clean = validate_topic(topic)
+    overrides = _setting_arguments(locals())
     batch = refine_batch([clean], settings=settings, on_progress=on_progress, **overrides)
     outcome = batch.outcomes[0]
     if outcome.result is None:
         raise TopicFailed(f"{clean!r} failed: {outcome.error}")
     return outcome.result
+
+
+def reset(output_dir: str | Path | None = None) -> None:
+    """Start a notebook section (or a test) clean, so it teaches the same lesson every time.
+
+    Runs keep nothing in memory between them: each opens and closes its own client,
+    checkpoint store and fault counters. What remains is on disk and in counters:
+
+    - with `output_dir`, that folder is deleted: reports, records, manifest and checkpoints
+      (refused unless it is empty or holds a kit run, so a mistyped path deletes nothing);
+    - the offline model's request counters (`refine_kit.offline.transport.offline_stats`)
+      go back to zero.
+
+    Flyte's cache of finished topics is left alone; runs bypass it with `cache=False`.
+    """
+    if output_dir is not None:
+        folder = Path(output_dir)
+        if folder.is_dir():
+            ours = (folder / outputs.MANIFEST_JSON).exists() or (
+                folder / CHECKPOINT_FILE
+            ).parent.exists()
+            if any(folder.iterdir()) and not ours:
+                raise ConfigError(
+                    f"output_dir: {folder} holds files that are not a refine_kit run; "
+                    "delete it yourself or choose another folder"
+                )
+            shutil.rmtree(folder)
+    from refine_kit.offline.transport import offline_stats
+
+    offline_stats.reset()
+
+
+def _setting_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
+    """The settings among a function's arguments (None means 'not given')."""
+    return {k: v for k, v in arguments.items() if k in Settings.model_fields and v is not None}
+
+
+refine_batch.__doc__ = (refine_batch.__doc__ or "") + describe_settings()
+refine.__doc__ = (refine.__doc__ or "") + describe_settings()

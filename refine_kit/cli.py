@@ -135,7 +135,8 @@ def serve(
         server = OfflineServer(host, port, latency=latency, faults=plan, verbose=verbose)
     except (ValidationError, ValueError) as exc:
         _fail(f"serve: {exc}")
-    err.print(f"refine_kit offline server on {server.base_url} (Ctrl-C to stop)")
+    # On stdout, flushed: scripts and tests read the URL from the first line.
+    print(f"refine_kit offline server on {server.base_url} (Ctrl-C to stop)", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.serve_forever()
 

@@ -1,19 +1,17 @@
-"""The LLM client layer: one `openai.AsyncOpenAI` per back-end, and `call_llm`.
+"""The LLM client layer: the run's `openai.AsyncOpenAI`, and `call_llm`.
 
 The offline model plugs in as the client's HTTP transport, so everything above this module
-is identical for offline and real runs. Clients are created lazily because the SDK refuses
-to construct one without a key, and a missing key must surface as one clear error at the
-first call, not at import.
+is identical for offline and real runs. The client is created lazily, once per run (see
+`context.py`), because the SDK refuses to construct one without a key, and a missing key
+must surface as one clear error at the first call, not at import.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import contextvars
 import os
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -23,25 +21,14 @@ import openai
 from flyte.errors import NonRecoverableError
 from openai._constants import INITIAL_RETRY_DELAY
 
-from refine_kit import replay
+from refine_kit import context
+from refine_kit.context import RunContext
 from refine_kit.models import LLMReply, Usage
-from refine_kit.offline.transport import OfflineTransport
-from refine_kit.settings import API_KEY_ENV, LLMConfig
+from refine_kit.settings import API_KEY_ENV, API_KEY_SECRET, LLMConfig, Settings
 
 # The offline transport answers before any connection is made; a loopback URL keeps even a
 # misconfiguration from ever reaching the network.
 OFFLINE_BASE_URL = "http://127.0.0.1:9/offline/v1"
-
-_active_config: contextvars.ContextVar[LLMConfig | None] = contextvars.ContextVar(
-    "refine_kit_llm_config", default=None
-)
-# The batch's limit on requests in flight; tasks started inside `limit_calls` inherit it.
-_call_gate: contextvars.ContextVar[asyncio.Semaphore | None] = contextvars.ContextVar(
-    "refine_kit_call_gate", default=None
-)
-# One client per event loop and config: httpx connection pools belong to the loop they run on.
-_clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[LLMConfig, openai.AsyncOpenAI]]
-_clients = weakref.WeakKeyDictionary()
 
 # Errors that no retry can fix: the request itself or the credentials are wrong.
 _PERMANENT_ERRORS = (
@@ -55,47 +42,31 @@ _PERMANENT_ERRORS = (
 
 @contextmanager
 def llm_session(config: LLMConfig) -> Iterator[LLMConfig]:
-    """Make `config` the one `call_llm` uses inside this block (and the traced calls in it)."""
-    token = _active_config.set(config)
-    try:
-        yield config
-    finally:
-        _active_config.reset(token)
+    """Make `config` the one `call_llm` uses inside this block (and the traced calls in it).
 
-
-@contextmanager
-def limit_calls(max_in_flight: int) -> Iterator[asyncio.Semaphore]:
-    """Allow at most `max_in_flight` LLM requests at once inside this block.
-
-    Local Flyte runs child tasks in this process and event loop, and they inherit the
-    context, so one semaphore bounds every call of a batch however its topics interleave.
+    For calling the traced steps by hand, outside `refine`; the pipeline opens its own runs.
     """
-    gate = asyncio.Semaphore(max_in_flight)
-    token = _call_gate.set(gate)
-    try:
-        yield gate
-    finally:
-        _call_gate.reset(token)
+    with context.use(RunContext(config=config)):
+        yield config
 
 
 def current_config() -> LLMConfig:
-    """The config of the enclosing `llm_session`, or the one the environment describes."""
-    config = _active_config.get()
-    if config is None:
-        from refine_kit.settings import Settings
-
-        config = Settings().llm_config()
-    return config
+    """The config of the current run, or the one the environment describes."""
+    ctx = context.current()
+    return ctx.config if ctx is not None else Settings().llm_config()
 
 
-def get_client(config: LLMConfig) -> openai.AsyncOpenAI:
-    """The client for `config` on the running event loop, created on first use."""
+def get_client(ctx: RunContext) -> openai.AsyncOpenAI:
+    """The run's client, created on first use on the running event loop.
+
+    httpx connection pools belong to the loop they were made on; a run that moves to
+    another loop (it should not) gets a client of its own there.
+    """
     loop = asyncio.get_running_loop()
-    per_loop = _clients.setdefault(loop, {})
-    client = per_loop.get(config)
-    if client is None:
-        client = per_loop[config] = _make_client(config)
-    return client
+    shared = ctx.resources
+    if shared.client is None or shared.client_loop is not loop:
+        shared.client, shared.client_loop = _make_client(ctx.config), loop
+    return shared.client
 
 
 class _KitAsyncOpenAI(openai.AsyncOpenAI):
@@ -116,17 +87,11 @@ class _KitAsyncOpenAI(openai.AsyncOpenAI):
         return delay * self._kit_backoff / INITIAL_RETRY_DELAY
 
 
-_request_count: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar(
-    "refine_kit_request_count", default=None
-)
-
-
 async def _on_request(request: httpx2.Request) -> None:
-    """Count every HTTP request, the client's own retries included."""
-    counter = _request_count.get()
-    if counter is not None:
-        counter[0] += 1
-    replay.count_request()
+    """Count every HTTP request in the topic's ledger, the client's own retries included."""
+    ctx = context.current()
+    if ctx is not None:
+        ctx.ledger.requests += 1
 
 
 def _make_client(config: LLMConfig) -> openai.AsyncOpenAI:
@@ -137,6 +102,8 @@ def _make_client(config: LLMConfig) -> openai.AsyncOpenAI:
     }
     hooks = {"request": [_on_request]}
     if config.backend == "offline":
+        from refine_kit.offline.transport import OfflineTransport  # the back-end is chosen here
+
         transport = OfflineTransport(latency=config.offline_latency, faults=config.faults)
         return _KitAsyncOpenAI(
             api_key="offline",
@@ -148,7 +115,7 @@ def _make_client(config: LLMConfig) -> openai.AsyncOpenAI:
     if not key and not config.base_url:
         raise NonRecoverableError(
             f"No API key: the 'openai' back-end needs {API_KEY_ENV} (on a cluster, the "
-            "'openai-api-key' secret). Set it, point base_url at an OpenAI-compatible server, "
+            f"{API_KEY_SECRET!r} secret). Set it, point base_url at an OpenAI-compatible server, "
             "or use the offline back-end."
         )
     # Local OpenAI-compatible servers (vLLM, Ollama, LM Studio) accept any key.
@@ -167,11 +134,16 @@ async def call_llm(prompt: str, system: str, json_mode: bool = False) -> LLMRepl
     answer inside the trace, so a retry never replays an answer that failed validation.
     Transient HTTP errors (429, 5xx, timeouts, dropped connections) are retried by the
     OpenAI client with backoff, honouring Retry-After; errors no retry can fix are raised
-    as `NonRecoverableError` so Flyte does not retry the task either.
+    as `NonRecoverableError` so Flyte does not retry the task either. Outside any run (a
+    step called by hand) the call gets a short run of its own, configured from `Settings`.
     """
-    config = current_config()
-    client = get_client(config)
-    kwargs: dict = {
+    ctx = context.current()
+    if ctx is None:
+        async with context.run(Settings().llm_config()):
+            return await call_llm(prompt, system, json_mode)
+    config = ctx.config
+    client = get_client(ctx)
+    kwargs: dict[str, Any] = {
         "model": config.model,
         "messages": [{"role": "system", "content": system}, {"role": "user", "content": prompt}],
     }
@@ -179,20 +151,17 @@ async def call_llm(prompt: str, system: str, json_mode: bool = False) -> LLMRepl
     kwargs["max_tokens" if config.base_url else "max_completion_tokens"] = config.max_tokens
     if json_mode:
         kwargs["response_format"] = {"type": "json_object"}
-    counter = [0]
-    token = _request_count.set(counter)
     try:
-        async with _call_gate.get() or contextlib.nullcontext():
+        async with ctx.gate or contextlib.nullcontext():
             started = time.time()
-            response = await client.chat.completions.create(**kwargs)
+            raw = await client.chat.completions.with_raw_response.create(**kwargs)
             seconds = time.time() - started
     except _PERMANENT_ERRORS as exc:
         raise NonRecoverableError(f"{type(exc).__name__} from the LLM endpoint: {exc}") from exc
-    finally:
-        _request_count.reset(token)
+    response = raw.parse()
     usage = response.usage
     if usage:
-        replay.count_tokens(usage.prompt_tokens, usage.completion_tokens)
+        ctx.ledger.count_tokens(usage.prompt_tokens, usage.completion_tokens)
     return LLMReply(
         text=response.choices[0].message.content or "",
         usage=Usage(
@@ -203,5 +172,5 @@ async def call_llm(prompt: str, system: str, json_mode: bool = False) -> LLMRepl
         model=response.model or config.model,
         started_at=started,
         seconds=seconds,
-        requests=max(counter[0], 1),
+        requests=raw.retries_taken + 1,
     )

@@ -17,7 +17,7 @@ from pathlib import Path
 import flyte
 
 from refine_kit.cache import cache_version
-from refine_kit.settings import CONCURRENCY_PER_REPLICA, REPLICAS
+from refine_kit.settings import API_KEY_ENV, API_KEY_SECRET, CONCURRENCY_PER_REPLICA, REPLICAS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: Where the kit's source goes in an image: Flyte's Debian base has its parent on PYTHONPATH.
@@ -41,7 +41,7 @@ def kit_image(*extra_packages: str) -> flyte.Image:
 
 llm_env = flyte.TaskEnvironment(
     name="llm-worker",
-    secrets=[flyte.Secret(key="openai-api-key", as_env_var="OPENAI_API_KEY")],
+    secrets=[flyte.Secret(key=API_KEY_SECRET, as_env_var=API_KEY_ENV)],
     image=kit_image("unionai-reuse>=0.1.10"),
     resources=flyte.Resources(cpu=1, memory="2Gi"),
     reusable=flyte.ReusePolicy(

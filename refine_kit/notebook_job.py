@@ -19,6 +19,7 @@ import flyte.io
 
 from refine_kit.envs import PACKAGE_DIR, kit_image
 from refine_kit.errors import ConfigError
+from refine_kit.settings import API_KEY_ENV, API_KEY_SECRET
 
 NOTEBOOKS_DIR = PACKAGE_DIR.parent / "notebooks"
 IMAGE_NOTEBOOKS_DIR = "/root/notebooks"
@@ -28,7 +29,7 @@ notebook_env = flyte.TaskEnvironment(
     image=kit_image(
         "papermill>=2.6", "ipykernel>=6.29", "ipywidgets>=8.1", "matplotlib>=3.8"
     ).with_source_folder(NOTEBOOKS_DIR, dst=IMAGE_NOTEBOOKS_DIR),
-    secrets=[flyte.Secret(key="openai-api-key", as_env_var="OPENAI_API_KEY")],
+    secrets=[flyte.Secret(key=API_KEY_SECRET, as_env_var=API_KEY_ENV)],
     resources=flyte.Resources(cpu=2, memory="4Gi"),
 )
 

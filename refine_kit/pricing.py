@@ -8,9 +8,11 @@ than a wrong one.
 
 from __future__ import annotations
 
+from refine_kit.settings import OFFLINE_MODEL
+
 #: USD per 1M tokens: (input, output).
 DEFAULT_PRICES: dict[str, tuple[float, float]] = {
-    "refine-kit-offline": (0.0, 0.0),
+    OFFLINE_MODEL: (0.0, 0.0),
     "gpt-4o-mini": (0.15, 0.60),
     "gpt-4o": (2.50, 10.00),
     "gpt-4.1": (2.00, 8.00),

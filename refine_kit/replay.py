@@ -10,28 +10,25 @@ position in that work's chain, its name and a hash of its inputs. Only completed
 steps are written, in one transaction each, so a kill at any moment leaves either the whole
 record or nothing. Each payload carries a SHA-256 digest that is checked on every read.
 The store holds model answers and usage only: settings travel without secrets, so no key
-can reach it.
+can reach it. A run opens its store when it starts and closes it when it ends (`context.run`).
 """
 
 from __future__ import annotations
 
-import contextvars
 import functools
 import hashlib
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import flyte
 from flyte.errors import NonRecoverableError
 from pydantic import BaseModel
 
+from refine_kit import context
 from refine_kit.errors import RefineKitError
 
 SCHEMA_VERSION = "1"
@@ -110,108 +107,9 @@ class CheckpointStore:
             self._db.close()
 
 
-_stores: dict[Path, CheckpointStore] = {}
-_stores_lock = threading.Lock()
-
-
-def open_store(path: Path) -> CheckpointStore:
-    """The process's one store for `path` (opened, checked and prepared on first use)."""
-    key = Path(path).resolve()
-    with _stores_lock:
-        store = _stores.get(key)
-        if store is None:
-            store = _stores[key] = CheckpointStore(key)
-        return store
-
-
-def close_stores() -> None:
-    with _stores_lock:
-        for store in _stores.values():
-            store.close()
-        _stores.clear()
-
-
-@dataclass
-class Ledger:
-    """What one topic's work cost in this run, across all its task attempts."""
-
-    requests: int = 0
-    attempts: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-
-
-@dataclass
-class Scope:
-    """One task attempt's view: where steps are replayed from and what they cost."""
-
-    work: str
-    store: CheckpointStore | None
-    fresh: bool
-    ledger: Ledger
-    position: int = 0
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-    def next_position(self) -> int:
-        with self.lock:
-            self.position += 1
-            return self.position - 1
-
-
-_settings: contextvars.ContextVar[tuple[Path, bool] | None] = contextvars.ContextVar(
-    "refine_kit_replay_settings", default=None
-)
-_scope: contextvars.ContextVar[Scope | None] = contextvars.ContextVar(
-    "refine_kit_replay_scope", default=None
-)
-_ledgers: dict[tuple[str, str], Ledger] = {}
-
-
-@contextmanager
-def checkpoints_at(path: Path | None, *, fresh: bool = False) -> Iterator[None]:
-    """Record and replay steps of the tasks started in this block in the store at `path`."""
-    if path is not None:
-        open_store(path)  # a damaged store is reported before any LLM call
-    token = _settings.set((Path(path), fresh) if path is not None else None)
-    try:
-        yield
-    finally:
-        _settings.reset(token)
-
-
-@contextmanager
-def work_scope(work: str, run_name: str) -> Iterator[Scope]:
-    """The scope of one attempt of one topic's work; positions restart at every attempt."""
-    ledger = _ledgers.setdefault((run_name, work), Ledger())
-    ledger.attempts += 1
-    settings = _settings.get()
-    local = (ctx := flyte.ctx()) is None or ctx.mode == "local"
-    store = open_store(settings[0]) if settings and local else None
-    scope = Scope(work=work, store=store, fresh=bool(settings and settings[1]), ledger=ledger)
-    token = _scope.set(scope)
-    try:
-        yield scope
-    finally:
-        _scope.reset(token)
-
-
-def finish_work(work: str, run_name: str) -> None:
-    """Forget a finished topic's ledger."""
-    _ledgers.pop((run_name, work), None)
-
-
-def count_request() -> None:
-    """Called for every HTTP request to the model, client retries included."""
-    scope = _scope.get()
-    if scope is not None:
-        scope.ledger.requests += 1
-
-
-def count_tokens(prompt_tokens: int, completion_tokens: int) -> None:
-    scope = _scope.get()
-    if scope is not None:
-        scope.ledger.prompt_tokens += prompt_tokens
-        scope.ledger.completion_tokens += completion_tokens
+def check_store(path: Path) -> None:
+    """Open the store at `path` once and close it: a damaged file is reported before any call."""
+    CheckpointStore(path).close()
 
 
 def work_key(*parts: Any) -> str:
@@ -224,8 +122,8 @@ def replayable(fn: Callable[..., Awaitable[M]]) -> Callable[..., Awaitable[M]]:
     """Serve a step's result from the local store when that step already completed.
 
     Step results carry a `call` record; a replayed one is marked `replayed=True` so that
-    accounting can tell it from a paid call. Outside a work scope (or on a cluster, where
-    Flyte replays traces itself) the step simply runs.
+    accounting can tell it from a paid call. Outside a topic's replay scope (or on a
+    cluster, where Flyte replays traces itself, so no store is opened) the step simply runs.
     """
     result_type: type[M] = fn.__annotations__["return"]
     if isinstance(result_type, str):
@@ -233,7 +131,8 @@ def replayable(fn: Callable[..., Awaitable[M]]) -> Callable[..., Awaitable[M]]:
 
     @functools.wraps(fn)
     async def wrapper(*args: Any, **kwargs: Any) -> M:
-        scope = _scope.get()
+        ctx = context.current()
+        scope = ctx.replay if ctx is not None else None
         if scope is None or scope.store is None:
             return await fn(*args, **kwargs)
         position = scope.next_position()

@@ -9,10 +9,11 @@ environment, so they cannot reach task inputs, caches, records or checkpoints.
 # where Flyte reads their type hints on every conversion (see models.py).
 import os
 import re
+import textwrap
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from refine_kit.errors import ConfigError
@@ -25,6 +26,8 @@ ResolvedBackend = Literal["offline", "openai"]
 OFFLINE_MODEL = "refine-kit-offline"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
 API_KEY_ENV = "OPENAI_API_KEY"
+#: The Flyte secret that carries the key on a cluster (mounted as API_KEY_ENV).
+API_KEY_SECRET = "openai-api-key"
 
 # Model names OpenAI's own API serves; any name is allowed when base_url points elsewhere.
 _OPENAI_MODEL_PATTERN = re.compile(r"^(gpt-|o\d|chatgpt-|ft:gpt-)[A-Za-z0-9._:-]*$")
@@ -34,27 +37,9 @@ _OPENAI_MODEL_PATTERN = re.compile(r"^(gpt-|o\d|chatgpt-|ft:gpt-)[A-Za-z0-9._:-]
 # and on a cluster alike.
 REPLICAS = 2
 CONCURRENCY_PER_REPLICA = 4
-DEFAULT_MAX_CONCURRENCY = REPLICAS * CONCURRENCY_PER_REPLICA
 
 MAX_TOPIC_CHARS = 300
 MAX_TOPICS = 10_000
-
-
-class LLMConfig(BoundaryModel):
-    """How to reach the model: the part of the settings a task needs, and nothing secret."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    backend: ResolvedBackend
-    model: str
-    base_url: str | None = None
-    request_timeout: float = 60.0
-    client_max_retries: int = 2
-    max_tokens: int = 2000
-    offline_latency: float = 0.0
-    reasks: int = 2
-    client_backoff: float = 0.5
-    faults: FaultPlan = FaultPlan()
 
 
 class Settings(BaseSettings):
@@ -80,7 +65,7 @@ class Settings(BaseSettings):
         default=8, ge=1, le=10, description="Stop once a draft scores this"
     )
     max_concurrency: int = Field(
-        default=DEFAULT_MAX_CONCURRENCY,
+        default=REPLICAS * CONCURRENCY_PER_REPLICA,
         ge=1,
         le=256,
         description="Most LLM calls in flight (default: llm_env's replicas x concurrency)",
@@ -145,7 +130,7 @@ class Settings(BaseSettings):
             return self.model
         return OFFLINE_MODEL if self.resolved_backend == "offline" else DEFAULT_OPENAI_MODEL
 
-    def llm_config(self) -> LLMConfig:
+    def llm_config(self) -> "LLMConfig":
         """The secret-free view a task receives; validates the model/back-end pairing."""
         backend, model = self.resolved_backend, self.resolved_model
         if backend == "offline" and model != OFFLINE_MODEL:
@@ -158,7 +143,7 @@ class Settings(BaseSettings):
                 f"model: {model!r} is not an OpenAI model name (gpt-*, o1/o3/o4*, chatgpt-*); "
                 "for other models set base_url to the server that serves them"
             )
-        # On a cluster the key comes from the 'openai-api-key' secret, not this process.
+        # On a cluster the key comes from the API_KEY_SECRET secret, not this process.
         needs_local_key = self.cluster is None and not self.base_url
         if backend == "openai" and needs_local_key and not os.environ.get(API_KEY_ENV):
             raise ConfigError(
@@ -177,6 +162,53 @@ class Settings(BaseSettings):
             client_backoff=self.client_backoff,
             faults=self.faults if backend == "offline" else FaultPlan(),
         )
+
+
+def default(name: str) -> Any:
+    """A setting's default, as declared once on `Settings` (tasks and models derive theirs)."""
+    return Settings.model_fields[name].get_default(call_default_factory=True)
+
+
+def check_setting(name: str, value: Any) -> Any:
+    """Validate one value against the `Settings` field it belongs to (type and bounds).
+
+    Tasks call this for their own inputs: they can be started directly, without `Settings`.
+    """
+    try:
+        validated = Settings.__pydantic_validator__.validate_assignment(
+            Settings.model_construct(), name, value, strict=True
+        )
+    except ValidationError as exc:
+        raise ConfigError.from_validation(exc) from None
+    return getattr(validated, name)
+
+
+class LLMConfig(BoundaryModel):
+    """How to reach the model: the part of the settings a task needs, and nothing secret."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    backend: ResolvedBackend
+    model: str
+    base_url: str | None = None
+    request_timeout: float = default("request_timeout")
+    client_max_retries: int = default("client_max_retries")
+    max_tokens: int = default("max_tokens")
+    offline_latency: float = 0.0  # a task on its own answers at once; Settings passes its own
+    reasks: int = default("reasks")
+    client_backoff: float = default("client_backoff")
+    faults: FaultPlan = FaultPlan()
+
+
+def describe_settings() -> str:
+    """The settings as a docstring section: name, default and meaning, from `Settings` itself."""
+    lines = ["", "", "    Settings (each also read from REFINE_KIT_<NAME>):", ""]
+    for name, info in Settings.model_fields.items():
+        value = default(name)
+        shown = f"{type(value).__name__}()" if isinstance(value, BaseModel) else repr(value)
+        text = f"{name} (default {shown}): {info.description}."
+        lines.append(textwrap.fill(text, 96, initial_indent=" " * 8, subsequent_indent=" " * 12))
+    return "\n".join(lines) + "\n"
 
 
 def load_settings(settings: Settings | None = None, **overrides: Any) -> Settings:
@@ -243,15 +275,16 @@ class RunOptions(BoundaryModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     llm: LLMConfig
-    max_concurrency: int = DEFAULT_MAX_CONCURRENCY
-    task_retries: int = 3
-    retry_backoff: float = 0.5
-    cache: bool = True
-    fresh: bool = False
+    max_concurrency: int = default("max_concurrency")
+    task_retries: int = default("task_retries")
+    retry_backoff: float = default("retry_backoff")
+    cache: bool = default("cache")
+    fresh: bool = default("fresh")
     output_dir: str | None = Field(
-        default="refine_outputs", description="None: the caller writes the files (remote runs)"
+        default=str(default("output_dir")),
+        description="None: the caller writes the files (remote runs)",
     )
-    prices: dict[str, tuple[float, float]] = {}
+    prices: dict[str, tuple[float, float]] = Field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: "Settings") -> "RunOptions":

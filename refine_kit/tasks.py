@@ -15,22 +15,20 @@ from pathlib import Path
 import flyte
 from flyte.errors import NonRecoverableError
 
-from refine_kit import outputs, progress, replay
+from refine_kit import accounting, context, outputs, progress, replay
 from refine_kit.cache import cache_policy, cache_version
-from refine_kit.client import limit_calls, llm_session
 from refine_kit.envs import driver_env, llm_env
 from refine_kit.errors import ConfigError
-from refine_kit.models import (
-    Accounting,
-    BatchResult,
-    CallRecord,
-    Iteration,
-    RefineResult,
-    TopicOutcome,
-    Usage,
+from refine_kit.models import BatchResult, Critique, Iteration, RefineResult, TopicOutcome, Usage
+from refine_kit.settings import (
+    LLMConfig,
+    RunOptions,
+    Settings,
+    check_setting,
+    default,
+    validate_topic,
+    validate_topics,
 )
-from refine_kit.pricing import estimate_cost
-from refine_kit.settings import LLMConfig, RunOptions, Settings, validate_topic, validate_topics
 from refine_kit.traced import (
     critique_content,
     generate_initial_draft,
@@ -42,56 +40,62 @@ from refine_kit.traced import (
 CHECKPOINT_FILE = Path(".refine_kit") / replay.STORE_NAME
 
 
-@llm_env.task(retries=3)
+@llm_env.task(retries=default("task_retries"))
 async def refine_report(
     topic: str,
-    max_iterations: int = 3,
-    quality_threshold: int = 8,
+    max_iterations: int = default("max_iterations"),
+    quality_threshold: int = default("quality_threshold"),
     config: LLMConfig | None = None,
 ) -> RefineResult:
     """Draft, then critique and revise until the score reaches the threshold, then summarise.
 
     Every draft that can be returned is scored (the revision made on the last iteration is
     critiqued too), and the best-scoring draft is returned, the latest one on a tie.
+    Each round (the first draft, each revision, the summary) is a `flyte.group`, so the
+    Flyte UI shows a topic's calls in the rounds the notebooks teach.
     """
     started = time.time()
     try:
         topic = validate_topic(topic)
-        _check_range("max_iterations", max_iterations, 1, 10)
-        _check_range("quality_threshold", quality_threshold, 1, 10)
+        check_setting("max_iterations", max_iterations)
+        check_setting("quality_threshold", quality_threshold)
         config = config or Settings().llm_config()
     except ConfigError as exc:
         raise NonRecoverableError(str(exc)) from None
 
-    run_name = _run_name()
+    run_name = context.run_name()
     work = topic_work_key(topic, max_iterations, quality_threshold, config)
-    with llm_session(config), replay.work_scope(work, run_name) as scope:
-        progress.publish(topic, "step", step="draft", iteration=0)
-        first = await generate_initial_draft(topic)
-        drafts, calls = [first.text], [first.call]
-        review = await critique_content(first.text)
-        calls.append(review.call)
-        iterations = [_iteration(0, first.text, review.critique)]
-        progress.publish(topic, "step", step="critique", iteration=0, score=review.critique.score)
+    async with context.topic(config, work) as ctx:
+        with flyte.group("round-0-draft"):
+            progress.publish(topic, "step", step="draft", iteration=0)
+            first = await generate_initial_draft(topic)
+            drafts, calls = [first.text], [first.call]
+            review = await critique_content(first.text)
+            calls.append(review.call)
+            iterations = [_iteration(0, first.text, review.critique)]
+            progress.publish(
+                topic, "step", step="critique", iteration=0, score=review.critique.score
+            )
 
         while review.critique.score < quality_threshold and len(drafts) <= max_iterations:
             n = len(drafts)
-            progress.publish(topic, "step", step="revise", iteration=n)
-            revised = await revise_content(drafts[-1], review.critique.improvements)
-            drafts.append(revised.text)
-            calls.append(revised.call)
-            review = await critique_content(revised.text, review.critique.improvements)
-            calls.append(review.call)
-            iterations.append(_iteration(n, revised.text, review.critique))
-            progress.publish(
-                topic, "step", step="critique", iteration=n, score=review.critique.score
-            )
+            with flyte.group(f"round-{n}-revise"):
+                progress.publish(topic, "step", step="revise", iteration=n)
+                revised = await revise_content(drafts[-1], review.critique.improvements)
+                drafts.append(revised.text)
+                calls.append(revised.call)
+                review = await critique_content(revised.text, review.critique.improvements)
+                calls.append(review.call)
+                iterations.append(_iteration(n, revised.text, review.critique))
+                progress.publish(
+                    topic, "step", step="critique", iteration=n, score=review.critique.score
+                )
 
         best = max(range(len(iterations)), key=lambda i: (iterations[i].score, i))
-        progress.publish(topic, "step", step="summary", iteration=best)
-        summary = await generate_summary(drafts[best])
-        calls.append(summary.call)
-    replay.finish_work(work, run_name)
+        with flyte.group("summary"):
+            progress.publish(topic, "step", step="summary", iteration=best)
+            summary = await generate_summary(drafts[best])
+            calls.append(summary.call)
 
     total = Usage()
     for call in calls:
@@ -109,7 +113,7 @@ async def refine_report(
         drafts=drafts,
         calls=calls,
         usage=total,
-        accounting=_accounting(calls, scope.ledger),
+        accounting=accounting.summarise(calls, ctx.ledger),
         seconds=time.time() - started,
         model=config.model,
         backend=config.backend,
@@ -126,8 +130,8 @@ async def format_outputs(result: RefineResult, output_dir: str) -> str:
 @driver_env.task
 async def report_batch_pipeline(
     topics: list[str],
-    max_iterations: int = 3,
-    quality_threshold: int = 8,
+    max_iterations: int = default("max_iterations"),
+    quality_threshold: int = default("quality_threshold"),
     options: RunOptions | None = None,
 ) -> BatchResult:
     """Refine every topic concurrently, never more than `max_concurrency` LLM calls in flight.
@@ -136,13 +140,13 @@ async def report_batch_pipeline(
     topics interleave freely and the call slots stay busy. On a cluster, topics run in
     other containers; each makes its calls one after another, so bounding the topics in
     flight bounds the calls. A topic that fails for good is reported with its error; the
-    others carry on.
+    others carry on. The whole fan-out is one `flyte.group` in the Flyte UI.
     """
     started = time.time()
     try:
         topics = validate_topics(topics)
-        _check_range("max_iterations", max_iterations, 1, 10)
-        _check_range("quality_threshold", quality_threshold, 1, 10)
+        check_setting("max_iterations", max_iterations)
+        check_setting("quality_threshold", quality_threshold)
         options = options or RunOptions.from_settings(Settings())
     except ConfigError as exc:
         raise NonRecoverableError(str(exc)) from None
@@ -151,11 +155,11 @@ async def report_batch_pipeline(
     # Locally every call passes one shared gate, so topics may overlap more than calls do:
     # twice the limit keeps every call slot busy without starting all topics at once.
     # On a cluster, topics run in other containers and the topic gate is the limit.
-    local = _is_local()
+    local = context.is_local()
     gate = asyncio.Semaphore(options.max_concurrency * (2 if local else 1))
     # No output_dir on a cluster: the pod's disk is not the user's, the client writes files.
     root = Path(options.output_dir) if options.output_dir else None
-    this_run = _run_name()
+    this_run = context.run_name()
 
     async def one(topic: str) -> TopicOutcome:
         async with gate:
@@ -168,7 +172,7 @@ async def report_batch_pipeline(
                 progress.publish(topic, "failed", message=error)
                 return TopicOutcome(topic=topic, status="failed", error=error, folder=folder)
         from_cache = result.run_name != this_run
-        result = _with_costs(result, from_cache, options.prices)
+        result = accounting.price(result, from_cache, options.prices)
         folder = await format_outputs(result, str(root)) if root else None
         progress.publish(topic, "succeeded", score=result.score)
         return TopicOutcome(
@@ -177,9 +181,13 @@ async def report_batch_pipeline(
 
     for topic in topics:
         progress.publish(topic, "queued")
-    store = root / CHECKPOINT_FILE if root and local else None
-    with limit_calls(options.max_concurrency), replay.checkpoints_at(store, fresh=options.fresh):
-        outcomes = list(await asyncio.gather(*(one(t) for t in topics)))
+    # Replay is local only: on a cluster, Flyte replays traced calls itself.
+    store = replay.CheckpointStore(root / CHECKPOINT_FILE) if root and local else None
+    async with context.run(
+        options.llm, max_in_flight=options.max_concurrency, store=store, fresh=options.fresh
+    ):
+        with flyte.group("fan-out"):
+            outcomes = list(await asyncio.gather(*(one(t) for t in topics)))
     seconds = time.time() - started
     batch = BatchResult(
         outcomes=outcomes,
@@ -229,43 +237,6 @@ def topic_work_key(
     return replay.work_key(topic, max_iterations, quality_threshold, identity, cache_version())
 
 
-def _accounting(calls: list[CallRecord], ledger: replay.Ledger) -> Accounting:
-    replayed = [c for c in calls if c.replayed]
-    paid = [c for c in calls if not c.replayed]
-    return Accounting(
-        llm_calls=ledger.requests,
-        replayed=len(replayed),
-        client_retries=sum(c.requests - c.asks for c in paid),
-        reasks=sum(c.asks - 1 for c in paid),
-        task_attempts=ledger.attempts,
-        prompt_tokens_used=ledger.prompt_tokens,
-        completion_tokens_used=ledger.completion_tokens,
-        tokens_saved=sum(c.usage.total_tokens for c in replayed),
-    )
-
-
-def _with_costs(
-    result: RefineResult, from_cache: bool, prices: dict[str, tuple[float, float]]
-) -> RefineResult:
-    """Price the run's tokens; a cache hit cost nothing this run and saved all it once cost."""
-    acc = result.accounting
-    if from_cache:
-        acc = Accounting(
-            cached=len(result.calls),
-            task_attempts=0,
-            tokens_saved=result.usage.total_tokens,
-        )
-        used = (0, 0)
-    else:
-        share = acc.tokens_used / max(result.usage.total_tokens, 1)
-        used = (
-            round(result.usage.prompt_tokens * share),
-            round(result.usage.completion_tokens * share),
-        )
-    cost = estimate_cost(result.model, *used, prices)
-    return result.model_copy(update={"accounting": acc.model_copy(update={"cost_usd": cost})})
-
-
 def describe_error(exc: BaseException) -> str:
     """One line a user can act on. Flyte wraps task errors; keep the original class name."""
     code = getattr(exc, "code", None)
@@ -273,20 +244,5 @@ def describe_error(exc: BaseException) -> str:
     return f"{code}: {message}" if code and code not in message else message
 
 
-def _iteration(index: int, draft: str, critique) -> Iteration:
+def _iteration(index: int, draft: str, critique: Critique) -> Iteration:
     return Iteration(index=index, score=critique.score, critique=critique, words=len(draft.split()))
-
-
-def _check_range(field: str, value: int, low: int, high: int) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-        raise ConfigError(f"{field}: must be a whole number from {low} to {high}, got {value!r}")
-
-
-def _is_local() -> bool:
-    ctx = flyte.ctx()
-    return ctx is None or ctx.mode == "local"
-
-
-def _run_name() -> str:
-    ctx = flyte.ctx()
-    return ctx.action.run_name if ctx and ctx.action else ""

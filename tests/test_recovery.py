@@ -9,18 +9,11 @@ import pytest
 
 import refine_kit
 from refine_kit.offline.faults import FaultPlan
-from refine_kit.offline.transport import reset_injectors
-from refine_kit.replay import CheckpointStoreError, close_stores
+from refine_kit.offline.transport import offline_stats
+from refine_kit.replay import CheckpointStoreError
 from refine_kit.tasks import CHECKPOINT_FILE
 
 FAST = {"offline_latency": 0, "client_backoff": 0, "retry_backoff": 0, "cache": False}
-
-
-@pytest.fixture(autouse=True)
-def _fresh_fault_counters():
-    reset_injectors()
-    yield
-    close_stores()
 
 
 def _chain(out: Path, topic: str) -> list[str]:
@@ -106,7 +99,7 @@ def test_fault_soak_every_topic_finishes_and_the_accounting_adds_up(
     acc = batch.accounting
     assert acc.llm_calls == model_stats.calls
     assert acc.client_retries > 0 and acc.reasks > 0
-    injected = refine_kit.offline.transport.injector_for(plan).injected
+    injected = offline_stats.injected
     assert set(injected) == {"429", "500", "503", "drop", "slow", "bad_json", "bad_critique"}
 
 
@@ -122,7 +115,6 @@ def test_a_damaged_store_is_reported_not_trusted(tmp_path: Path, model_stats) ->
     # A tampered record fails its checksum: the topic fails clearly instead of using it.
     out2 = tmp_path / "out2"
     refine_kit.refine("Tampered store", output_dir=out2, **FAST)
-    close_stores()
     with sqlite3.connect(out2 / CHECKPOINT_FILE) as db:
         db.execute("UPDATE steps SET payload = replace(payload, 'a', 'b') WHERE position = 0")
     batch = refine_kit.refine_batch(["Tampered store"], output_dir=out2, **FAST)

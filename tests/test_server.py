@@ -20,12 +20,14 @@ from typing import Any
 
 import openai
 import pytest
+from typer.testing import CliRunner
 
 from refine_kit import prompts as P
+from refine_kit.cli import app
 from refine_kit.models import Critique
 from refine_kit.offline.faults import FaultInjector, FaultPlan
 from refine_kit.offline.model import OfflineModel
-from refine_kit.offline.server import OfflineServer, main
+from refine_kit.offline.server import OfflineServer
 from refine_kit.settings import OFFLINE_MODEL
 
 TOPIC = "Urban beekeeping"
@@ -270,9 +272,9 @@ def test_sdk_retry_recovers_from_429_honouring_retry_after() -> None:
 
 
 def launch(*options: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """Start `python -m refine_kit.offline.server` on a free port; return it and its base URL."""
+    """Start `refine-kit serve` on a free port; return it and its base URL."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "refine_kit.offline.server", "--port", "0", *options],
+        [sys.executable, "-m", "refine_kit", "serve", "--port", "0", *options],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -283,11 +285,11 @@ def launch(*options: str, env: dict[str, str] | None = None) -> tuple[subprocess
     if not line.startswith("refine_kit offline server on http://127.0.0.1:"):
         process.kill()
         raise AssertionError(f"server did not start: {line!r} {process.communicate()[1]}")
-    return process, line.split(" on ", 1)[1].strip()
+    return process, line.split(" on ", 1)[1].split()[0]
 
 
 def test_crash_after_kills_the_serving_process() -> None:
-    process, url = launch("--crash-after", "2", "--latency", "0")
+    process, url = launch("--faults", '{"crash_after": 2}', "--latency", "0")
     try:
         client = openai.OpenAI(base_url=url, api_key="anything", max_retries=0, http_client=_http)
         for step in ("draft", "critique"):
@@ -332,9 +334,8 @@ def test_verbose_log_never_shows_the_api_key() -> None:
 def test_refuses_a_non_loopback_host(host: str) -> None:
     with pytest.raises(ValueError, match=host):
         OfflineServer(host)
-    with pytest.raises(SystemExit) as exited:
-        main(["--host", host])
-    assert exited.value.code == 2
+    result = CliRunner().invoke(app, ["serve", "--host", host])
+    assert result.exit_code == 2 and host in result.output
 
 
 def test_a_stopped_server_answers_nothing(server: OfflineServer) -> None:

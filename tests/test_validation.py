@@ -25,7 +25,6 @@ CASES = [
     ({"model": "gpt-4o"}, r"model: the offline back-end serves only"),
     ({"backend": "openai", "model": "llama3"}, r"model: 'llama3' is not an OpenAI model"),
     ({"base_url": "ftp://x"}, r"base_url: .*http:// or https://"),
-    ({"colour": "blue"}, r"colour: unknown setting"),
     ({"faults": {"rate": 2}}, r"faults.rate: .*less than or equal to 0.9"),
     ({"faults": {"kinds": ["teapot"]}}, r"faults.kinds.0: .*'429'"),
 ]
@@ -38,6 +37,17 @@ def test_bad_input_is_rejected_before_any_call(
     args = {"topics": ["Tidal power"], "output_dir": tmp_path / "out", **kwargs}
     with pytest.raises(refine_kit.ConfigError, match=message):
         refine_kit.refine_batch(args.pop("topics"), **args)
+    assert model_stats.calls == 0
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unknown_setting_is_named_before_any_call(tmp_path: Path, model_stats) -> None:
+    # The entry points list their settings, so Python itself rejects a misspelt keyword...
+    with pytest.raises(TypeError, match="colour"):
+        refine_kit.refine_batch(["Tidal power"], output_dir=tmp_path / "out", colour="blue")  # type: ignore[call-arg]
+    # ...and settings built any other way (submit_batch, Settings) name it as well.
+    with pytest.raises(refine_kit.ConfigError, match="colour: unknown setting"):
+        refine_kit.submit_batch(["Tidal power"], output_dir=tmp_path / "out", colour="blue")
     assert model_stats.calls == 0
     assert not (tmp_path / "out").exists()
 

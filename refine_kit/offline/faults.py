@@ -49,8 +49,8 @@ _CRITIQUE_ONLY = {"bad_json", "bad_critique"}
 class FaultPlan(BoundaryModel):
     """What should go wrong. The empty plan injects nothing.
 
-    Settable from Python (`FaultPlan(rate=0.2)`), CLI options (`--fault-rate 0.2`) or the
-    `REFINE_KIT_FAULTS` variable holding the plan as JSON (`{"rate": 0.2, "seed": 7}`).
+    Settable from Python (`FaultPlan(rate=0.2)`), the CLI's `--faults` option or the
+    `REFINE_KIT_FAULTS` variable, both holding the plan as JSON (`{"rate": 0.2, "seed": 7}`).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -107,12 +107,15 @@ class Fault(BaseModel):
 
 
 class FaultInjector:
-    """Applies a plan to a stream of requests. Thread-safe; one per serving process."""
+    """Applies a plan to a stream of requests. Thread-safe; one per transport or server.
+
+    A run's transport lives as long as the run, so `nth` and `crash_after` count the
+    requests of one run (its task retries included), and every run starts from zero.
+    """
 
     def __init__(self, plan: FaultPlan) -> None:
         self.plan = plan
         self.answers = 0
-        self.injected: dict[str, int] = {}
         self._step_calls: dict[str, int] = {}
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -125,7 +128,7 @@ class FaultInjector:
         with self._lock:
             self._step_calls[step] = n = self._step_calls.get(step, 0) + 1
             if plan.step == step and plan.nth == n:
-                return self._count(Fault(kind="hard"))
+                return Fault(kind="hard")
             if not plan.rate:
                 return None
             # The k-th sighting of the same request rolls fresh dice, so a retry can succeed.
@@ -137,7 +140,7 @@ class FaultInjector:
             kinds = [k for k in plan.kinds if step == "critique" or k not in _CRITIQUE_ONLY]
             if not kinds:  # e.g. only broken-critique faults, and this is not a critique
                 return None
-            return self._count(Fault(kind=kinds[roll[4] % len(kinds)]))
+            return Fault(kind=kinds[roll[4] % len(kinds)])
 
     def answered(self) -> None:
         """Call after each successful answer; carries out `crash_after`."""
@@ -146,10 +149,6 @@ class FaultInjector:
             crash = self.plan.crash_after is not None and self.answers >= self.plan.crash_after
         if crash:
             os.kill(os.getpid(), signal.SIGKILL)
-
-    def _count(self, fault: Fault) -> Fault:
-        self.injected[fault.kind] = self.injected.get(fault.kind, 0) + 1
-        return fault
 
 
 def corrupt_critique(kind: str, content: str, seed: int) -> str:

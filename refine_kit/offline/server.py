@@ -4,14 +4,14 @@ Point any OpenAI client's `base_url` at `OfflineServer(...).base_url` exactly as
 Ollama or OpenAI: requests then cross real sockets, so timeouts, dropped connections,
 keep-alive and the crash of a serving process behave as they do in production, while the
 answers stay the offline model's deterministic ones. Answers, fault decisions and the
-payload shapes come from `offline_transport` and `faults`; this module only adds HTTP.
+payload shapes come from `transport` and `faults`; this module only adds HTTP. It is started
+with `refine-kit serve` (or `OfflineServer(...).start()` in Python):
 
-    python -m refine_kit.offline.server --port 8787 --latency 0.2 --fault-rate 0.1 --crash-after 30
+    refine-kit serve --port 8787 --latency 0.2 --faults '{"rate": 0.1, "crash_after": 30}'
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import ipaddress
 import json
@@ -117,7 +117,7 @@ class OfflineServer:
             "prompt_tokens": s.prompt_tokens,
             "completion_tokens": s.completion_tokens,
             "answers": self.injector.answers,
-            "injected": dict(self.injector.injected),
+            "injected": dict(self.stats.injected),
         }
 
     def log(self, line: str) -> None:
@@ -296,53 +296,3 @@ def _is_loopback(host: str) -> bool:
     with contextlib.suppress(ValueError):
         return host == "localhost" or ipaddress.ip_address(host).is_loopback
     return False  # any other name could resolve anywhere
-
-
-def main(argv: list[str] | None = None) -> None:
-    """`python -m refine_kit.offline.server`: print the base URL, then serve until Ctrl-C."""
-    parser = argparse.ArgumentParser(
-        prog="python -m refine_kit.offline.server",
-        description="Serve the offline model as an OpenAI-compatible endpoint on loopback.",
-    )
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8787, help="0 picks a free port")
-    parser.add_argument("--latency", type=float, default=0.0, help="Seconds per answer")
-    parser.add_argument("--verbose", action="store_true", help="One stderr line per request")
-    parser.add_argument("--allow-remote", action="store_true", help="Allow a non-loopback host")
-    group = parser.add_argument_group("faults", "Without these options, REFINE_KIT_FAULTS (JSON)")
-    group.add_argument("--fault-rate", dest="rate", type=float, help="Share faulted, 0 to 0.9")
-    group.add_argument(
-        "--fault-kinds", dest="kinds", type=lambda s: tuple(s.split(",")), help="e.g. 429,drop"
-    )
-    group.add_argument("--fault-seed", dest="seed", type=int)
-    group.add_argument("--fail-step", dest="step", help="With --fail-nth: step to fail hard")
-    group.add_argument("--fail-nth", dest="nth", type=int)
-    group.add_argument("--crash-after", dest="crash_after", type=int, help="SIGKILL after N")
-    group.add_argument("--retry-after", dest="retry_after", type=float)
-    group.add_argument("--slow-seconds", dest="slow_seconds", type=float)
-    args = parser.parse_args(argv)
-    fields = ("rate", "kinds", "seed", "step", "nth", "crash_after", "retry_after", "slow_seconds")
-    given = {name: getattr(args, name) for name in fields if getattr(args, name) is not None}
-    try:
-        plan = FaultPlan(**given) if given else FaultPlan.from_env()
-        server = OfflineServer(
-            args.host,
-            args.port,
-            latency=args.latency,
-            faults=plan,
-            verbose=args.verbose,
-            allow_remote=args.allow_remote,
-        )
-    except (ValueError, OSError) as exc:  # pydantic's ValidationError is a ValueError
-        parser.error(str(exc))
-    print(f"refine_kit offline server on {server.base_url}", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.stop()
-
-
-if __name__ == "__main__":
-    main()

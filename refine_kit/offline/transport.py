@@ -34,6 +34,7 @@ class ModelStats:
     max_in_flight: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    injected: dict[str, int] = field(default_factory=dict)  # faults by kind
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def enter(self) -> None:
@@ -41,6 +42,10 @@ class ModelStats:
             self.calls += 1
             self.in_flight += 1
             self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def count_fault(self, kind: str) -> None:
+        with self._lock:
+            self.injected[kind] = self.injected.get(kind, 0) + 1
 
     def leave(self, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         with self._lock:
@@ -52,9 +57,11 @@ class ModelStats:
         with self._lock:
             self.calls = self.in_flight = self.max_in_flight = 0
             self.prompt_tokens = self.completion_tokens = 0
+            self.injected = {}
 
 
-#: Every offline transport in this process counts here.
+#: Every offline transport in this process counts here: what a server would count, for tests,
+#: benchmarks and notebooks (`refine_kit.reset()` zeroes it).
 offline_stats = ModelStats()
 
 
@@ -95,22 +102,6 @@ def is_json_mode(body: dict) -> bool:
     return (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
 
 
-_injectors: dict[FaultPlan, FaultInjector] = {}
-_injectors_lock = threading.Lock()
-
-
-def injector_for(plan: FaultPlan) -> FaultInjector:
-    """One injector per plan per process, so `nth` and `crash_after` count every request."""
-    with _injectors_lock:
-        return _injectors.setdefault(plan, FaultInjector(plan))
-
-
-def reset_injectors() -> None:
-    """Forget fault counters (tests start each scenario from zero)."""
-    with _injectors_lock:
-        _injectors.clear()
-
-
 @dataclass
 class OfflineReply:
     """What the offline back-end does with one chat request.
@@ -142,6 +133,8 @@ def answer_chat(
     plan = injector.plan
     fault = injector.decide(body, step)
     kind = fault.kind if fault is not None else None
+    if kind is not None:
+        stats.count_fault(kind)
     if kind == "drop":
         return OfflineReply(step, kind, drop=True)
     if fault is not None and fault.http_status():
@@ -176,12 +169,7 @@ class OfflineTransport(httpx2.AsyncBaseTransport):
         self.latency = latency
         self.stats = stats
         self.model = OfflineModel()
-        self.faults = faults or FaultPlan()
-
-    @property
-    def injector(self) -> FaultInjector:
-        # Looked up per request: clients outlive a `reset_injectors()` between scenarios.
-        return injector_for(self.faults)
+        self.injector = FaultInjector(faults or FaultPlan())
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         path = request.url.path
