@@ -7,8 +7,6 @@ batch = refine_kit.refine_batch(["Tidal power", "Urban beekeeping"], quality_thr
 
 import os
 
-__version__ = "0.1.0"
-
 # Flyte's usage telemetry would try to leave the machine; the kit keeps runs local and quiet.
 os.environ.setdefault("DO_NOT_TRACK", "1")
 
@@ -52,6 +50,7 @@ from refine_kit.traced import (  # noqa: E402
     generate_summary,
     revise_content,
 )
+from refine_kit.version import __version__  # noqa: E402
 
 __all__ = [
     "BatchResult",

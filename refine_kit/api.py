@@ -103,7 +103,7 @@ def submit_batch(
         if resolved.cluster == "auto":
             clusters.connect_dry_run()
         else:
-            clusters.connect(resolved.cluster, verbose=resolved.verbose)
+            clusters.connect(str(resolved.cluster), verbose=resolved.verbose)
     else:
         init_flyte(resolved.verbose, resolved.cluster)
     runner = flyte.with_runcontext(

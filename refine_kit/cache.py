@@ -12,10 +12,12 @@ from __future__ import annotations
 import hashlib
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import flyte
 
-from refine_kit import __version__, prompts
+from refine_kit import prompts
+from refine_kit.version import __version__
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -38,6 +40,6 @@ def cache_version() -> str:
     return f"{__version__}-{digest.hexdigest()[:16]}"
 
 
-def cache_policy(enabled: bool) -> flyte.Cache | str:
+def cache_policy(enabled: bool) -> flyte.Cache | Literal["disable"]:
     """What `refine_report` runs with: versioned auto-caching, or none at all."""
     return flyte.Cache(behavior="auto", version_override=cache_version()) if enabled else "disable"

@@ -15,6 +15,7 @@ import logging
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import flyte
 from google.protobuf.json_format import MessageToDict
@@ -130,12 +131,12 @@ def undeclared_dependencies(envs: tuple[flyte.TaskEnvironment, ...]) -> list[str
     """
     owner: dict[str, flyte.TaskEnvironment] = {}
     for env in envs:
-        for task in env.tasks.values():
+        for task in _function_tasks(env):
             owner[task.func.__name__] = env
     problems = []
     for env in envs:
         allowed = {env.name, *(dep.name for dep in env.depends_on)}
-        for task in env.tasks.values():
+        for task in _function_tasks(env):
             for name in sorted(_called_names(task.func)):
                 callee = owner.get(name)
                 if callee is not None and callee.name not in allowed:
@@ -146,7 +147,12 @@ def undeclared_dependencies(envs: tuple[flyte.TaskEnvironment, ...]) -> list[str
     return problems
 
 
-def _called_names(func: object) -> set[str]:
+def _function_tasks(env: flyte.TaskEnvironment) -> list[flyte.AsyncFunctionTaskTemplate]:
+    """The environment's tasks that wrap a Python function (the only ones with source)."""
+    return [t for t in env.tasks.values() if isinstance(t, flyte.AsyncFunctionTaskTemplate)]
+
+
+def _called_names(func: Callable[..., Any]) -> set[str]:
     """Every name a function calls directly or passes on (e.g. `task.override(...)`)."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
     names: set[str] = set()
@@ -165,6 +171,6 @@ def _called_names(func: object) -> set[str]:
     return names
 
 
-def _direct_names(func: object) -> set[str]:
+def _direct_names(func: Callable[..., Any]) -> set[str]:
     tree = ast.parse(textwrap.dedent(inspect.getsource(func)))
     return {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}

@@ -147,4 +147,4 @@ def is_local() -> bool:
 def run_name() -> str:
     """The Flyte run the current task belongs to ('' outside a task)."""
     flyte_ctx = flyte.ctx()
-    return flyte_ctx.action.run_name if flyte_ctx and flyte_ctx.action else ""
+    return (flyte_ctx.action.run_name if flyte_ctx and flyte_ctx.action else None) or ""

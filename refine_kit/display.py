@@ -159,7 +159,7 @@ def accounting_table(result: RefineResult | BatchResult) -> Any:
 
 def results_table(batch: BatchResult) -> Any:
     """One row per topic, in the order given; a failed topic shows its error instead."""
-    rows = []
+    rows: list[tuple[object, ...]] = []
     for o in batch.outcomes:
         r = o.result
         if r is None:

@@ -31,8 +31,8 @@ class BoundaryModel(BaseModel):
 
 
 @cache
-def _schema(cls: type[BaseModel], args: tuple, kwargs: tuple) -> dict[str, Any]:
-    return BaseModel.model_json_schema.__func__(cls, *args, **dict(kwargs))
+def _schema(cls: type[BoundaryModel], args: tuple, kwargs: tuple) -> dict[str, Any]:
+    return super(BoundaryModel, cls).model_json_schema(*args, **dict(kwargs))
 
 
 class Critique(BoundaryModel):
@@ -85,18 +85,22 @@ class CallRecord(BoundaryModel):
     replayed: bool = Field(default=False, description="Served from a checkpoint, not paid again")
 
 
-class TextStep(BoundaryModel):
+class StepResult(BoundaryModel):
+    """What every traced step returns: its answer, and the record of the call behind it."""
+
+    call: CallRecord
+
+
+class TextStep(StepResult):
     """What a traced step that writes text returns."""
 
     text: str
-    call: CallRecord
 
 
-class CritiqueStep(BoundaryModel):
+class CritiqueStep(StepResult):
     """What the traced critique step returns."""
 
     critique: Critique
-    call: CallRecord
 
 
 class Iteration(BoundaryModel):

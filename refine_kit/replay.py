@@ -26,15 +26,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from flyte.errors import NonRecoverableError
-from pydantic import BaseModel
 
 from refine_kit import context
 from refine_kit.errors import RefineKitError
+from refine_kit.models import StepResult
 
 SCHEMA_VERSION = "1"
 STORE_NAME = "checkpoints.sqlite"
 
-M = TypeVar("M", bound=BaseModel)
+M = TypeVar("M", bound=StepResult)
 
 
 class CheckpointStoreError(RefineKitError):

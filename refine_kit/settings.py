@@ -10,6 +10,7 @@ environment, so they cannot reach task inputs, caches, records or checkpoints.
 import os
 import re
 import textwrap
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -225,7 +226,7 @@ def load_settings(settings: Settings | None = None, **overrides: Any) -> Setting
         raise ConfigError.from_validation(exc) from None
 
 
-def validate_topics(topics: list[str] | tuple[str, ...] | str) -> list[str]:
+def validate_topics(topics: Sequence[str]) -> list[str]:
     """Check a batch's topics and return them cleaned (surrounding whitespace removed).
 
     Duplicates are rejected rather than merged: two entries would write to the same folder

@@ -5,6 +5,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+.venv/bin/mypy
 notebooks=$(ls notebooks/*.ipynb 2>/dev/null || true)
 if [ -n "$notebooks" ]; then
   exec .venv/bin/python -m pytest -q tests $notebooks --nbmake "$@"

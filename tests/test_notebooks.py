@@ -15,6 +15,9 @@ from pathlib import Path
 
 import pytest
 
+import refine_kit
+from refine_kit.envs import IMAGE_PACKAGE_DIR
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 ALL_NOTEBOOKS = sorted(NOTEBOOKS.glob("*.ipynb"))
 
@@ -99,3 +102,107 @@ def test_ruff_passes_on_notebooks(command: list[str]):
         cwd=NOTEBOOKS.parent,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_setup_check_notebook_follows_its_parameters(run_notebook, tmp_path: Path):
+    summary, outputs = run_notebook(
+        "00_setup_check.ipynb",
+        topic="Smoke test: wind farms at sea",
+        output_dir="nb00",
+        offline_latency=0.0,
+    )
+    assert summary["topic"] == "Smoke test: wind farms at sea"
+    assert summary["backend"] == "offline" and summary["result_backend"] == "offline"
+    assert summary["model"] == "refine-kit-offline"
+    assert summary["api_key"] == "not set"
+    assert summary["versions"]["refine_kit"] == refine_kit.__version__
+    assert set(summary["versions"]) == {"Python", "refine_kit", "flyte", "openai", "pydantic"}
+    assert 1 <= summary["score"] <= 10
+    assert summary["calls"] == 3 and summary["steps"] == ["draft", "critique", "summary"]
+    assert (tmp_path / "nb00" / "manifest.json").is_file()
+    assert "correct: the smoke run succeeded" in outputs
+
+
+def test_setup_check_never_prints_the_key(run_notebook, tmp_path: Path, monkeypatch):
+    canary = "sk-canary-setup-check-9a1b"
+    monkeypatch.setenv("OPENAI_API_KEY", canary)
+    monkeypatch.setenv("REFINE_KIT_BACKEND", "offline")  # the smoke run stays offline
+    summary, outputs = run_notebook("00_setup_check.ipynb", output_dir="nb00k")
+    assert summary["api_key"] == "set" and summary["backend"] == "offline"
+    assert canary not in outputs
+    assert canary not in (tmp_path / "nb00k" / "notebook_summary.json").read_text()
+
+
+def test_failure_recovery_notebook_follows_its_parameters(run_notebook, tmp_path: Path) -> None:
+    parameters = {
+        "topic": "Rainwater harvesting for schools",
+        "fault_rate": 0.5,
+        "fault_seed": 2,
+        "fail_step": "revise",
+        "fail_nth": 1,
+        "crash_topics": 4,
+        "offline_latency": 0.01,
+        "output_dir": "nb03",
+    }
+    summary, _ = run_notebook("03_failure_recovery.ipynb", **parameters)
+    for name in ("topic", "fault_rate", "fault_seed", "fail_step", "fail_nth"):
+        assert summary[name] == parameters[name], name
+
+    # 1. The first revise is call 3 (draft, critique, revise): the retry replays the 2 before it.
+    steps = summary["steps"]
+    assert steps[:3] == ["draft", "critique", "revise"]
+    retry = summary["retry"]
+    assert retry["failing_call"] == 3 and retry["replayed"] == 2
+    assert retry["task_attempts"] == 2
+    assert retry["requests_clean"] == len(steps)
+    assert retry["requests_with_failure"] == len(steps) + 1
+
+    # 2. HTTP faults stay inside the client.
+    http = summary["http"]
+    assert set(http["injected"]) <= {"429", "500", "503", "drop"}
+    assert http["client_retries"] > 0 and http["injected"]
+    assert http["task_attempts"] == 1 and http["reasks"] == 0
+
+    # 3. Broken critiques are re-asked, not retried.
+    reask = summary["reask"]
+    assert set(reask["injected"]) <= {"bad_json", "bad_critique"}
+    assert reask["reasks"] > 0 and reask["injected"]
+    assert reask["client_retries"] == 0  # a re-ask that fails again can still cost a task retry
+
+    # 4. The killed batch of `crash_topics` topics resumed, paying at most the in-flight limit.
+    crash = summary["crash"]
+    assert crash["topics"] == 4 and summary["crash_statuses"] == ["succeeded"] * 4
+    assert 0 < crash["first_run"] < crash["uninterrupted"]
+    assert crash["resumed_run"] < crash["uninterrupted"]
+    assert 0 <= crash["extra"] <= crash["limit"]
+    assert (tmp_path / "nb03" / "crash" / "killed" / "manifest.json").is_file()
+
+
+def test_scale_out_notebook_follows_its_parameters(run_notebook, tmp_path: Path):
+    topics = ["Glacier monitoring", "Community fridges", "Heat networks"]
+    summary, outputs = run_notebook("04_scale_out.ipynb", topics=topics, output_dir="nb04")
+    assert summary["topics"] == topics
+    assert summary["cluster"] is None
+    assert summary["undeclared_dependencies"] == []
+    assert any(p.startswith("unionai-reuse") for p in summary["image"]["packages"])
+    assert summary["image"]["copies"] == [IMAGE_PACKAGE_DIR]
+    rows = {row["task"]: row for row in summary["deployment"]}
+    assert set(rows) == {
+        "driver.report_batch_pipeline",
+        "llm-worker.refine_report",
+        "llm-worker.format_outputs",
+        "notebook-runner.run_notebook",
+    }
+    refine = rows["llm-worker.refine_report"]
+    assert refine["retries"] == "3" and refine["reuse"] == "2 replicas x 4"
+    assert refine["secret"] == "openai-api-key" and refine["cache version"] != "-"
+    assert rows["driver.report_batch_pipeline"]["secret"] == "-"
+    assert summary["dry_run"] == {
+        "task": "driver.report_batch_pipeline",
+        "topics_in_inputs": topics,
+        "secret_in_inputs": False,
+        "url_is_dry_run": True,
+    }
+    assert summary["cluster_run"] == "skipped" and summary["notebook_job"] == "skipped"
+    assert "skipped: no cluster configured" in outputs
+    assert sorted(p.name for p in (tmp_path / "nb04").iterdir()) == ["notebook_summary.json"]

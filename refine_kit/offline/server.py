@@ -169,7 +169,7 @@ class _HTTPServer(ThreadingHTTPServer):
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up mid-answer (its timeout fired) is normal here, not a crash.
-        self.owner.log(f"connection error: {sys.exc_info()[0].__name__}")
+        self.owner.log(f"connection error: {type(sys.exc_info()[1]).__name__}")
 
 
 class _Handler(BaseHTTPRequestHandler):

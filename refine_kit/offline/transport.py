@@ -137,9 +137,9 @@ def answer_chat(
         stats.count_fault(kind)
     if kind == "drop":
         return OfflineReply(step, kind, drop=True)
-    if fault is not None and fault.http_status():
-        status, headers = fault.http_status(), fault.headers(plan)
-        return OfflineReply(step, kind, status, fault.error_body(), headers)
+    status = fault.http_status() if fault is not None else None
+    if fault is not None and status is not None:
+        return OfflineReply(step, kind, status, fault.error_body(), fault.headers(plan))
     started = time.monotonic()
     payload = run_offline_chat(model, body)
     if kind in ("bad_json", "bad_critique"):  # a broken answer, still HTTP 200

@@ -1,0 +1,77 @@
+"""Runs keep nothing in memory between them: each opens and closes its own run context.
+
+A notebook is run many times in one kernel; what a run leaves behind must be what is on
+disk, so deleting an output folder (or calling `refine_kit.reset`) really starts clean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+import refine_kit
+from refine_kit import context
+from refine_kit.offline.faults import FaultPlan
+from refine_kit.offline.transport import offline_stats
+from refine_kit.settings import Settings
+
+FAST = {"offline_latency": 0, "client_backoff": 0, "retry_backoff": 0, "cache": False}
+FAIL_FIRST_DRAFT = FaultPlan(step="draft", nth=1)
+
+
+def test_a_deleted_output_folder_is_not_replayed_from_memory(tmp_path: Path, model_stats) -> None:
+    out = tmp_path / "out"
+    refine_kit.refine("District heating", output_dir=out, **FAST)
+    refine_kit.reset(out)
+    assert not out.exists()
+    # Nothing to replay now: the first draft call reaches the model and fails for good.
+    with pytest.raises(refine_kit.TopicFailed, match="injected"):
+        refine_kit.refine(
+            "District heating", output_dir=out, faults=FAIL_FIRST_DRAFT, task_retries=0, **FAST
+        )
+
+
+def test_every_run_counts_its_fault_plan_from_zero(tmp_path: Path, model_stats) -> None:
+    for attempt in range(2):  # the same cell, run twice, teaches the same thing
+        refine_kit.reset()
+        result = refine_kit.refine(
+            "Tidal power", output_dir=tmp_path / str(attempt), faults=FAIL_FIRST_DRAFT, **FAST
+        )
+        assert result.accounting.task_attempts == 2
+        assert offline_stats.injected == {"hard": 1}
+
+
+def test_reset_deletes_only_a_kit_run(tmp_path: Path, model_stats) -> None:
+    mine = tmp_path / "notes"
+    mine.mkdir()
+    (mine / "thesis.txt").write_text("keep me")
+    with pytest.raises(refine_kit.ConfigError, match="not a refine_kit run"):
+        refine_kit.reset(mine)
+    assert (mine / "thesis.txt").read_text() == "keep me"
+
+    run = tmp_path / "run"
+    refine_kit.refine("Urban beekeeping", output_dir=run, **FAST)
+    assert model_stats.calls > 0
+    refine_kit.reset(run)
+    assert not run.exists() and model_stats.calls == 0
+    refine_kit.reset(tmp_path / "never-made")  # nothing there: nothing to do
+
+
+def test_no_run_context_outlives_its_run(tmp_path: Path) -> None:
+    refine_kit.refine("Glaciers", output_dir=tmp_path, **FAST)
+    assert context.current() is None
+
+
+def test_a_step_called_by_hand_opens_a_short_run_of_its_own(model_stats) -> None:
+    step = asyncio.run(refine_kit.generate_initial_draft("Community gardens"))
+    assert step.text.startswith("#") and step.call.requests == 1
+    assert model_stats.calls == 1
+
+    async def in_session() -> int:
+        with refine_kit.llm_session(Settings(offline_latency=0).llm_config()):
+            review = await refine_kit.critique_content(step.text)
+        return review.critique.score
+
+    assert 1 <= asyncio.run(in_session()) <= 10
