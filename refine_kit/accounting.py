@@ -18,7 +18,8 @@ from refine_kit.pricing import estimate_cost
 class Ledger:
     """What one topic's work cost in this run, across all its task attempts."""
 
-    requests: int = 0
+    requests: int = 0  # sent, the client's retries included
+    answers: int = 0  # chat completions received (each one billed)
     attempts: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -33,7 +34,8 @@ def summarise(calls: list[CallRecord], ledger: Ledger) -> Accounting:
     replayed = [c for c in calls if c.replayed]
     paid = [c for c in calls if not c.replayed]
     return Accounting(
-        llm_calls=ledger.requests,
+        requests_sent=ledger.requests,
+        answers_received=ledger.answers,
         replayed=len(replayed),
         client_retries=sum(c.requests - c.asks for c in paid),
         reasks=sum(c.asks - 1 for c in paid),
@@ -41,6 +43,21 @@ def summarise(calls: list[CallRecord], ledger: Ledger) -> Accounting:
         prompt_tokens_used=ledger.prompt_tokens,
         completion_tokens_used=ledger.completion_tokens,
         tokens_saved=sum(c.usage.total_tokens for c in replayed),
+    )
+
+
+def spent_before_failing(
+    ledger: Ledger | None, model: str, prices: dict[str, tuple[float, float]]
+) -> Accounting:
+    """What a topic that failed for good cost: its requests, answers, tokens and their price."""
+    ledger = ledger or Ledger()
+    return Accounting(
+        requests_sent=ledger.requests,
+        answers_received=ledger.answers,
+        task_attempts=ledger.attempts,
+        prompt_tokens_used=ledger.prompt_tokens,
+        completion_tokens_used=ledger.completion_tokens,
+        cost_usd=estimate_cost(model, ledger.prompt_tokens, ledger.completion_tokens, prices),
     )
 
 

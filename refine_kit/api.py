@@ -94,6 +94,9 @@ def submit_batch(
     remote = resolved.cluster is not None
     if dry_run and not remote:
         raise ConfigError("dry_run: only a cluster run can be a dry run; set cluster=...")
+    # Before the first call, say where the calls will go (and so what they may cost).
+    where = f"{len(clean)} topic{'s' if len(clean) != 1 else ''} on {options.llm.describe()}"
+    print(f"refine_kit: {where}", file=sys.stderr, flush=True)
     if not remote:
         replay.check_store(Path(resolved.output_dir) / CHECKPOINT_FILE)  # damaged: fail here
         init_flyte(resolved.verbose)

@@ -23,6 +23,7 @@ from refine_kit.errors import ConfigError
 from refine_kit.models import Accounting, BatchResult
 from refine_kit.offline.faults import FaultPlan
 from refine_kit.progress import ProgressEvent
+from refine_kit.redaction import plain
 from refine_kit.settings import Backend
 
 app = typer.Typer(
@@ -200,9 +201,9 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
             if event.kind in ("succeeded", "failed"):
                 bar.advance(task)
                 mark = "[green]done[/]" if event.kind == "succeeded" else "[red]failed[/]"
-                bar.console.print(f"{mark} {event.topic}" + _score(event))
+                bar.console.print(f"{mark} {plain(event.topic)}" + _score(event))
             elif event.kind == "step":
-                bar.update(task, description=f"{event.topic[:30]}: {event.step}")
+                bar.update(task, description=f"{plain(event.topic[:30])}: {event.step}")
 
         try:
             result = api.refine_batch(topics, on_progress=on_progress, **settings)
@@ -212,7 +213,7 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
     out.print(results_table(result))
     out.print(
         f"{len(result.succeeded)} succeeded, {len(result.failed)} failed in "
-        f"{result.seconds:.1f} s; files in {result.output_dir}"
+        f"{result.seconds:.1f} s; files in {plain(result.output_dir)}"
     )
     out.print(accounting_line(result.accounting))
     if result.failed:
@@ -222,22 +223,33 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
 def results_table(result: BatchResult) -> Table:
     """One row per topic: the numbers a user checks first."""
     table = Table(title="refine_kit results")
-    for column in ("Topic", "Status", "Score", "Iterations", "Stop", "Calls", "Tokens", "Seconds"):
+    columns = ("Topic", "Status", "Score", "Iterations", "Stop", "Requests", "Tokens", "Seconds")
+    for column in columns:
         table.add_column(
             column, justify="left" if column in ("Topic", "Status", "Stop") else "right"
         )
     for o in result.outcomes:
         r = o.result
         if r is None:
-            table.add_row(o.topic, f"[red]failed[/]: {o.error}", "", "", "", "", "", "")
+            spent = o.accounting
+            table.add_row(
+                plain(o.topic),
+                f"[red]failed[/]: {plain(o.error or '')}",
+                "",
+                "",
+                "",
+                str(spent.requests_sent),
+                str(spent.tokens_used),
+                "",
+            )
             continue
         table.add_row(
-            o.topic,
+            plain(o.topic),
             "[green]ok[/]" + (" (cached)" if o.from_cache else ""),
             str(r.score),
             str(len(r.iterations) - 1),
             r.stop_reason,
-            str(r.llm_calls),
+            str(r.requests_sent),
             str(r.usage.total_tokens),
             f"{r.seconds:.1f}",
         )
@@ -248,7 +260,8 @@ def accounting_line(acc: Accounting) -> str:
     """What the run paid for and what checkpoints and the cache saved, in one line."""
     cost = "unknown" if acc.cost_usd is None else f"${acc.cost_usd:.4f}"
     return (
-        f"LLM calls {acc.llm_calls} (replayed {acc.replayed}, from cache {acc.cached}); "
+        f"requests sent {acc.requests_sent}, answers received {acc.answers_received} "
+        f"(steps replayed {acc.replayed}, from cache {acc.cached}); "
         f"client retries {acc.client_retries}, re-asks {acc.reasks}, "
         f"task attempts {acc.task_attempts}; tokens used {acc.tokens_used:,}, "
         f"saved {acc.tokens_saved:,}; estimated cost {cost}"
@@ -258,11 +271,11 @@ def accounting_line(acc: Accounting) -> str:
 def _score(event: ProgressEvent) -> str:
     if event.score is not None:
         return f" (score {event.score})"
-    return f": {event.message}" if event.message else ""
+    return f": {plain(event.message)}" if event.message else ""
 
 
 def _fail(message: str) -> None:
-    err.print(f"[red]error:[/] {message}")
+    err.print(f"[red]error:[/] {plain(message)}")
     raise typer.Exit(code=2)
 
 

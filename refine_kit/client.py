@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -18,26 +19,23 @@ from typing import Any
 
 import httpx2
 import openai
-from flyte.errors import NonRecoverableError
 from openai._constants import INITIAL_RETRY_DELAY
+from pydantic import BaseModel
 
-from refine_kit import context
+from refine_kit import context, diagnosis, endpoint
 from refine_kit.context import RunContext
+from refine_kit.diagnosis import NOT_A_COMPLETION, NOT_A_COMPLETION_CODE
+from refine_kit.endpoint import API_KEY_ENV, API_KEY_SECRET
+from refine_kit.errors import EndpointError, RefineKitError
 from refine_kit.models import LLMReply, Usage
-from refine_kit.settings import API_KEY_ENV, API_KEY_SECRET, LLMConfig, Settings
+from refine_kit.settings import LLMConfig, Settings
 
 # The offline transport answers before any connection is made; a loopback URL keeps even a
 # misconfiguration from ever reaching the network.
 OFFLINE_BASE_URL = "http://127.0.0.1:9/offline/v1"
 
-# Errors that no retry can fix: the request itself or the credentials are wrong.
-_PERMANENT_ERRORS = (
-    openai.AuthenticationError,
-    openai.PermissionDeniedError,
-    openai.NotFoundError,
-    openai.BadRequestError,
-    openai.UnprocessableEntityError,
-)
+# The SDK's own pool size; the transport is built here only to check answers (see below).
+_CONNECTION_LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100)
 
 
 @contextmanager
@@ -108,69 +106,182 @@ def _make_client(config: LLMConfig) -> openai.AsyncOpenAI:
         return _KitAsyncOpenAI(
             api_key="offline",
             base_url=OFFLINE_BASE_URL,
-            http_client=httpx2.AsyncClient(transport=transport, event_hooks=hooks),
+            http_client=httpx2.AsyncClient(
+                transport=ChatResponseCheck(transport), event_hooks=hooks
+            ),
             **common,
         )
     key = os.environ.get(API_KEY_ENV)
-    if not key and not config.base_url:
-        raise NonRecoverableError(
+    if not key and endpoint.is_openai(config.base_url):
+        raise EndpointError(
             f"No API key: the 'openai' back-end needs {API_KEY_ENV} (on a cluster, the "
             f"{API_KEY_SECRET!r} secret). Set it, point base_url at an OpenAI-compatible server, "
             "or use the offline back-end."
         )
+    network = httpx2.AsyncHTTPTransport(limits=_CONNECTION_LIMITS)
+    # Always an explicit URL: the SDK must not re-read OPENAI_BASE_URL behind the settings.
+    url = endpoint.with_credentials(config.base_url) if config.base_url else endpoint.shown(None)
     # Local OpenAI-compatible servers (vLLM, Ollama, LM Studio) accept any key.
     return _KitAsyncOpenAI(
         api_key=key or "not-needed",
-        base_url=config.base_url,
-        http_client=openai.DefaultAsyncHttpxClient(event_hooks=hooks),
+        base_url=url,
+        http_client=openai.DefaultAsyncHttpxClient(
+            transport=ChatResponseCheck(network), event_hooks=hooks
+        ),
         **common,
     )
 
 
-async def call_llm(prompt: str, system: str, json_mode: bool = False) -> LLMReply:
-    """Make one chat completion and return its text with usage and timing.
+class ChatResponseCheck(httpx2.AsyncBaseTransport):
+    """Turns a 200 that is not a chat completion into a 502 the client retries and reports.
+
+    A wrong port or a login proxy answers 200 with an HTML page; a broken server answers
+    `choices: []`. Left alone, the SDK hands such a body on and the kit fails later with an
+    AttributeError or IndexError. Caught here, it is a server fault like any 5xx: retried
+    within the budget, then reported with what came back instead.
+    """
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport) -> None:
+        self.inner = inner
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self.inner.handle_async_request(request)
+        if response.status_code != 200 or not request.url.path.endswith("/chat/completions"):
+            return response
+        body = await response.aread()
+        problem = _not_a_completion(response.headers.get("content-type", ""), body)
+        if problem is None:
+            return response
+        error = {"message": problem, "type": "server_error", "code": NOT_A_COMPLETION_CODE}
+        return httpx2.Response(NOT_A_COMPLETION, json={"error": error}, request=request)
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
+
+
+def _not_a_completion(content_type: str, body: bytes) -> str | None:
+    """Why a 200 body is not a chat completion, or None when it is one."""
+    try:
+        data = json.loads(body)
+    except ValueError:
+        kind = "an HTML page" if b"<html" in body[:2000].lower() else content_type or "no JSON"
+        return f"the endpoint answered HTTP 200 with {kind}, not a chat completion"
+    if not isinstance(data, dict) or not isinstance(data.get("choices"), list):
+        return "the endpoint answered HTTP 200 with JSON that is not a chat completion"
+    if not data["choices"] or not isinstance(data["choices"][0].get("message"), dict):
+        return "the endpoint answered a chat completion with no message in it"
+    return None
+
+
+async def call_llm(
+    prompt: str,
+    system: str,
+    json_mode: bool = False,
+    *,
+    schema: type[BaseModel] | None = None,
+) -> LLMReply:
+    """Make one chat completion and return its text with usage, timing and finish reason.
 
     Not traced itself: each traced step around it makes exactly one call and validates the
     answer inside the trace, so a retry never replays an answer that failed validation.
-    Transient HTTP errors (429, 5xx, timeouts, dropped connections) are retried by the
-    OpenAI client with backoff, honouring Retry-After; errors no retry can fix are raised
-    as `NonRecoverableError` so Flyte does not retry the task either. Outside any run (a
-    step called by hand) the call gets a short run of its own, configured from `Settings`.
+
+    `json_mode` asks for a JSON answer, as `schema`'s JSON schema where the server allows;
+    a server that refuses a `response_format` is asked again one rung down (`json_schema` ->
+    `json_object` -> the prompt's own instructions) and the rung that works is remembered.
+
+    Retries have one budget: transient failures (429, 5xx, dropped connections, timeouts,
+    a 200 that is not a chat completion) are retried here by the OpenAI client, honouring
+    Retry-After, so one call makes at most `client_max_retries + 1` requests. What still
+    fails is an `EndpointError` naming the URL, status and the server's reason, and Flyte
+    does not retry it. Only a failure the server marks `x-should-retry: false` is left to
+    the task retry. Outside any run (a step called by hand) the call opens a short run.
     """
     ctx = context.current()
     if ctx is None:
         async with context.run(Settings().llm_config()):
-            return await call_llm(prompt, system, json_mode)
+            return await call_llm(prompt, system, json_mode, schema=schema)
     config = ctx.config
+    url = OFFLINE_BASE_URL if config.backend == "offline" else endpoint.shown(config.base_url)
+    caps = endpoint.capabilities(url, config.model)
     client = get_client(ctx)
-    kwargs: dict[str, Any] = {
-        "model": config.model,
-        "messages": [{"role": "system", "content": system}, {"role": "user", "content": prompt}],
-    }
-    # OpenAI's newer models take max_completion_tokens; compatible servers know max_tokens.
-    kwargs["max_tokens" if config.base_url else "max_completion_tokens"] = config.max_tokens
-    if json_mode:
-        kwargs["response_format"] = {"type": "json_object"}
-    try:
-        async with ctx.gate or contextlib.nullcontext():
-            started = time.time()
-            raw = await client.chat.completions.with_raw_response.create(**kwargs)
-            seconds = time.time() - started
-    except _PERMANENT_ERRORS as exc:
-        raise NonRecoverableError(f"{type(exc).__name__} from the LLM endpoint: {exc}") from exc
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+    before = ctx.ledger.requests
+    while True:
+        mode = (caps.structured or endpoint.STRUCTURED_LADDER[0]) if json_mode else None
+        tokens = caps.token_parameter or (
+            "max_completion_tokens" if endpoint.is_openai(config.base_url) else "max_tokens"
+        )
+        kwargs: dict[str, Any] = {"model": config.model, "messages": messages}
+        kwargs[tokens] = config.max_tokens
+        if mode is not None and (shape := endpoint.response_format(mode, schema)) is not None:
+            kwargs["response_format"] = shape
+        try:
+            async with ctx.gate or contextlib.nullcontext():
+                started = time.time()
+                raw = await client.chat.completions.with_raw_response.create(**kwargs)
+                seconds = time.time() - started
+        except openai.BadRequestError as exc:
+            if mode is not None and mode != "instructions" and diagnosis.is_format_refusal(exc):
+                caps.structured = endpoint.STRUCTURED_LADDER[
+                    endpoint.STRUCTURED_LADDER.index(mode) + 1
+                ]
+                continue  # the same question, in a shape this server accepts
+            other = "max_tokens" if tokens == "max_completion_tokens" else "max_completion_tokens"
+            if caps.token_parameter is None and diagnosis.refused_parameter(exc, tokens):
+                caps.token_parameter = other
+                continue
+            raise _failure(exc, url, config, ctx.ledger.requests - before) from None
+        except openai.APIError as exc:
+            raise _failure(exc, url, config, ctx.ledger.requests - before) from None
+        break
+    if json_mode and caps.structured is None:
+        caps.structured = mode
+    if caps.token_parameter is None:
+        caps.token_parameter = tokens
     response = raw.parse()
-    usage = response.usage
-    if usage:
-        ctx.ledger.count_tokens(usage.prompt_tokens, usage.completion_tokens)
+    usage = _plausible_usage(response.usage)
+    ctx.ledger.answers += 1
+    ctx.ledger.count_tokens(usage.prompt_tokens, usage.completion_tokens)
+    choice = response.choices[0]
     return LLMReply(
-        text=response.choices[0].message.content or "",
-        usage=Usage(
-            prompt_tokens=usage.prompt_tokens if usage else 0,
-            completion_tokens=usage.completion_tokens if usage else 0,
-            total_tokens=usage.total_tokens if usage else 0,
-        ),
+        text=choice.message.content or "",
+        usage=usage,
         model=response.model or config.model,
         started_at=started,
         seconds=seconds,
-        requests=raw.retries_taken + 1,
+        requests=ctx.ledger.requests - before,
+        finish_reason=choice.finish_reason or "stop",
     )
+
+
+def _failure(exc: openai.APIError, url: str, config: LLMConfig, requests: int) -> Exception:
+    """The error for a failed call: permanent, unless the server asked for a later retry."""
+    message = diagnosis.explain(
+        exc, url=url, model=config.model, timeout=config.request_timeout, requests=requests
+    )
+    response = getattr(exc, "response", None)
+    if response is not None and response.headers.get("x-should-retry") == "false":
+        return RetryableEndpointError(message)
+    return EndpointError(message)
+
+
+class RetryableEndpointError(RefineKitError):
+    """A failure the server marked not to retry at once (`x-should-retry: false`).
+
+    The client does not repeat it; the task retry does, later, replaying every step that
+    had completed, which is what that header asks of a caller.
+    """
+
+
+# A usage figure above this is not a real answer's: a broken server's, priced at nothing.
+_MAX_PLAUSIBLE_TOKENS = 10_000_000
+
+
+def _plausible_usage(usage: Any) -> Usage:
+    """The answer's token counts, or zeros when the server's figures cannot be real."""
+    if usage is None:
+        return Usage()
+    counts = (usage.prompt_tokens, usage.completion_tokens)
+    if any(not isinstance(n, int) or not 0 <= n <= _MAX_PLAUSIBLE_TOKENS for n in counts):
+        return Usage()
+    return Usage(prompt_tokens=counts[0], completion_tokens=counts[1], total_tokens=sum(counts))

@@ -143,7 +143,7 @@ def accounting_table(result: RefineResult | BatchResult) -> Any:
     acc: Accounting = result.accounting
     cost = "unknown model" if acc.cost_usd is None else f"${acc.cost_usd:.4f}"
     rows = [
-        ("LLM calls (HTTP requests)", acc.llm_calls),
+        ("LLM calls (HTTP requests)", acc.requests_sent),
         ("steps replayed from checkpoints", acc.replayed),
         ("steps served from the cache", acc.cached),
         ("client retries", acc.client_retries),
@@ -168,7 +168,17 @@ def results_table(batch: BatchResult) -> Any:
         cached = "yes" if o.from_cache else "no"
         revisions, seconds = len(r.iterations) - 1, f"{r.seconds:.2f}"
         rows.append(
-            (o.topic, o.status, revisions, r.score, r.stop_reason, r.llm_calls, seconds, cached, "")
+            (
+                o.topic,
+                o.status,
+                revisions,
+                r.score,
+                r.stop_reason,
+                r.requests_sent,
+                seconds,
+                cached,
+                "",
+            )
         )
     headers = [
         "topic",

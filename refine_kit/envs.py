@@ -17,7 +17,8 @@ from pathlib import Path
 import flyte
 
 from refine_kit.cache import cache_version
-from refine_kit.settings import API_KEY_ENV, API_KEY_SECRET, CONCURRENCY_PER_REPLICA, REPLICAS
+from refine_kit.endpoint import API_KEY_ENV, API_KEY_SECRET
+from refine_kit.settings import CONCURRENCY_PER_REPLICA, REPLICAS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 #: Where the kit's source goes in an image: Flyte's Debian base has its parent on PYTHONPATH.

@@ -70,6 +70,7 @@ class LLMReply(BoundaryModel):
     started_at: float = Field(description="Unix time the request was sent")
     seconds: float = Field(description="Wall time of the request, client retries included")
     requests: int = Field(default=1, description="HTTP requests, the client's retries included")
+    finish_reason: str = Field(default="stop", description="'length': cut at the token limit")
 
 
 class CallRecord(BoundaryModel):
@@ -115,7 +116,8 @@ class Iteration(BoundaryModel):
 class Accounting(BoundaryModel):
     """What a topic cost, and what checkpoints and the cache saved, in one run."""
 
-    llm_calls: int = Field(0, description="HTTP requests that reached the model, all attempts")
+    requests_sent: int = Field(0, description="HTTP requests sent, retries and all attempts")
+    answers_received: int = Field(0, description="Chat completions received (each one billed)")
     replayed: int = Field(0, description="Steps served from checkpoints instead of the model")
     cached: int = Field(0, description="Steps served from the run cache (whole topic reused)")
     client_retries: int = Field(0, description="Requests the OpenAI client retried")
@@ -161,12 +163,13 @@ class RefineResult(BoundaryModel):
     seconds: float = Field(description="Wall time of the task attempt that produced this")
     model: str
     backend: str
+    endpoint: str = Field(default="", description="Where the calls went: 'offline' or a URL")
     run_name: str = Field(default="", description="The Flyte run that computed this result")
 
     @property
-    def llm_calls(self) -> int:
+    def requests_sent(self) -> int:
         """HTTP requests this result cost in the run that produced it."""
-        return self.accounting.llm_calls
+        return self.accounting.requests_sent
 
     @property
     def scores(self) -> list[int]:
@@ -182,10 +185,20 @@ class TopicOutcome(BoundaryModel):
     result: RefineResult | None = None
     folder: str | None = Field(default=None, description="Where the topic's files were written")
     from_cache: bool = False
+    spent: Accounting | None = Field(
+        default=None, description="What a failed topic cost before it failed (requests, tokens)"
+    )
 
     @property
     def ok(self) -> bool:
         return self.status == "succeeded"
+
+    @property
+    def accounting(self) -> Accounting:
+        """What this topic cost in this run, whether it succeeded or failed."""
+        if self.result is not None:
+            return self.result.accounting
+        return self.spent or Accounting(task_attempts=0)
 
 
 class BatchResult(BoundaryModel):
@@ -207,14 +220,13 @@ class BatchResult(BoundaryModel):
         return [o for o in self.outcomes if not o.ok]
 
     @property
-    def llm_calls(self) -> int:
-        return self.accounting.llm_calls
+    def requests_sent(self) -> int:
+        return self.accounting.requests_sent
 
     @property
     def accounting(self) -> Accounting:
-        """The batch's totals (failed topics' calls are not known to it)."""
+        """The batch's totals, failed topics' requests and tokens included."""
         total = Accounting(task_attempts=0)
         for outcome in self.outcomes:
-            if outcome.result is not None:
-                total += outcome.result.accounting
+            total += outcome.accounting
         return total

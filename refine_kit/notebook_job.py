@@ -17,9 +17,9 @@ from pathlib import Path
 import flyte
 import flyte.io
 
+from refine_kit.endpoint import API_KEY_ENV, API_KEY_SECRET
 from refine_kit.envs import PACKAGE_DIR, kit_image
 from refine_kit.errors import ConfigError
-from refine_kit.settings import API_KEY_ENV, API_KEY_SECRET
 
 NOTEBOOKS_DIR = PACKAGE_DIR.parent / "notebooks"
 IMAGE_NOTEBOOKS_DIR = "/root/notebooks"

@@ -38,7 +38,7 @@ from typing import Any
 from markdown_it import MarkdownIt
 from pydantic import BaseModel
 
-from refine_kit.models import BatchResult, RefineResult, TopicOutcome
+from refine_kit.models import Accounting, BatchResult, RefineResult, TopicOutcome
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -296,7 +296,9 @@ def write_topic_outputs(result: RefineResult, root: Path) -> Path:
     return folder
 
 
-def write_failure_record(topic: str, error: str, root: Path) -> Path:
+def write_failure_record(
+    topic: str, error: str, root: Path, spent: Accounting | None = None
+) -> Path:
     """Record that `topic` failed for good, and return its folder.
 
     Only ``record.json`` is written (status "failed", the error). Files from an earlier
@@ -308,6 +310,7 @@ def write_failure_record(topic: str, error: str, root: Path) -> Path:
         "topic": topic,
         "status": "failed",
         "error": error,
+        "accounting": spent.model_dump(mode="json") if spent else None,
         "files": [],
         "written_at": _now_iso(),
     }
@@ -337,6 +340,8 @@ def _relative_folder(outcome: TopicOutcome, root: Path) -> str | None:
 def _manifest_line(outcome: TopicOutcome, root: Path) -> dict[str, Any]:
     """One topic's entry in the manifest; result figures are null when there is no result."""
     result = outcome.result
+    # A failed topic's costs are known when its run counted them (not for a lost remote pod).
+    known = outcome.accounting if result is not None or outcome.spent is not None else None
     return {
         "topic": outcome.topic,
         "status": outcome.status,
@@ -345,7 +350,8 @@ def _manifest_line(outcome: TopicOutcome, root: Path) -> dict[str, Any]:
         "score": result.score if result else None,
         "iterations": len(result.iterations) if result else None,
         "stop_reason": result.stop_reason if result else None,
-        "llm_calls": result.llm_calls if result else None,
+        "requests_sent": known.requests_sent if known else None,
+        "answers_received": known.answers_received if known else None,
         "total_tokens": result.usage.total_tokens if result else None,
         "from_cache": outcome.from_cache,
     }
@@ -402,7 +408,8 @@ def write_batch(batch: BatchResult, root: Path) -> BatchResult:
         if outcome.result is not None:
             folder = write_topic_outputs(outcome.result, root)
         else:
-            folder = write_failure_record(outcome.topic, outcome.error or "failed", root)
+            error = outcome.error or "failed"
+            folder = write_failure_record(outcome.topic, error, root, outcome.spent)
         outcomes.append(outcome.model_copy(update={"folder": str(folder)}))
     manifest = write_manifest(
         outcomes,

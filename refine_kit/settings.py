@@ -17,6 +17,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from refine_kit import endpoint
+from refine_kit.endpoint import API_KEY_ENV
 from refine_kit.errors import ConfigError
 from refine_kit.models import BoundaryModel
 from refine_kit.offline.faults import FaultPlan
@@ -26,9 +28,6 @@ ResolvedBackend = Literal["offline", "openai"]
 
 OFFLINE_MODEL = "refine-kit-offline"
 DEFAULT_OPENAI_MODEL = "gpt-4o-mini"
-API_KEY_ENV = "OPENAI_API_KEY"
-#: The Flyte secret that carries the key on a cluster (mounted as API_KEY_ENV).
-API_KEY_SECRET = "openai-api-key"
 
 # Model names OpenAI's own API serves; any name is allowed when base_url points elsewhere.
 _OPENAI_MODEL_PATTERN = re.compile(r"^(gpt-|o\d|chatgpt-|ft:gpt-)[A-Za-z0-9._:-]*$")
@@ -38,6 +37,9 @@ _OPENAI_MODEL_PATTERN = re.compile(r"^(gpt-|o\d|chatgpt-|ft:gpt-)[A-Za-z0-9._:-]
 # and on a cluster alike.
 REPLICAS = 2
 CONCURRENCY_PER_REPLICA = 4
+
+_URL = re.compile(r"^https?://[^\s/]+")
+_URL_RULE = "must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1"
 
 MAX_TOPIC_CHARS = 300
 MAX_TOPICS = 10_000
@@ -115,15 +117,21 @@ class Settings(BaseSettings):
     @field_validator("base_url")
     @classmethod
     def _check_url(cls, value: str | None) -> str | None:
-        if value is not None and not re.match(r"^https?://[^\s/]+", value):
-            raise ValueError("must be an http:// or https:// URL, e.g. http://127.0.0.1:8000/v1")
+        if value is not None and not _URL.match(value):
+            raise ValueError(_URL_RULE)
         return value.rstrip("/") if value else value
+
+    @property
+    def resolved_base_url(self) -> str | None:
+        """`base_url`, else `OPENAI_BASE_URL` as the OpenAI SDK reads it (None: OpenAI's API)."""
+        return endpoint.configured_base_url(self.base_url)
 
     @property
     def resolved_backend(self) -> ResolvedBackend:
         if self.backend != "auto":
             return self.backend
-        return "openai" if (self.base_url or os.environ.get(API_KEY_ENV)) else "offline"
+        configured = self.resolved_base_url or os.environ.get(API_KEY_ENV)
+        return "openai" if configured else "offline"
 
     @property
     def resolved_model(self) -> str:
@@ -134,18 +142,22 @@ class Settings(BaseSettings):
     def llm_config(self) -> "LLMConfig":
         """The secret-free view a task receives; validates the model/back-end pairing."""
         backend, model = self.resolved_backend, self.resolved_model
+        base_url = self.resolved_base_url if backend == "openai" else None
+        if base_url and not self.base_url and not _URL.match(base_url):
+            raise ConfigError(f"{endpoint.BASE_URL_ENV}: {_URL_RULE}, got {base_url!r}")
         if backend == "offline" and model != OFFLINE_MODEL:
             raise ConfigError(
                 f"model: the offline back-end serves only {OFFLINE_MODEL!r}, not {model!r}; "
                 "set backend='openai' (with an API key or base_url) to use other models"
             )
-        if backend == "openai" and not self.base_url and not _OPENAI_MODEL_PATTERN.match(model):
+        official = endpoint.is_openai(base_url)
+        if backend == "openai" and official and not _OPENAI_MODEL_PATTERN.match(model):
             raise ConfigError(
                 f"model: {model!r} is not an OpenAI model name (gpt-*, o1/o3/o4*, chatgpt-*); "
                 "for other models set base_url to the server that serves them"
             )
         # On a cluster the key comes from the API_KEY_SECRET secret, not this process.
-        needs_local_key = self.cluster is None and not self.base_url
+        needs_local_key = self.cluster is None and official
         if backend == "openai" and needs_local_key and not os.environ.get(API_KEY_ENV):
             raise ConfigError(
                 f"backend 'openai' needs an API key: set {API_KEY_ENV}, or set base_url to an "
@@ -154,7 +166,8 @@ class Settings(BaseSettings):
         return LLMConfig(
             backend=backend,
             model=model,
-            base_url=self.base_url,
+            # Credentials stay in this process; the config (a task input) carries the bare URL.
+            base_url=endpoint.remember_credentials(base_url) if base_url else None,
             request_timeout=self.request_timeout,
             client_max_retries=self.client_max_retries,
             max_tokens=self.max_tokens,
@@ -199,6 +212,17 @@ class LLMConfig(BoundaryModel):
     reasks: int = default("reasks")
     client_backoff: float = default("client_backoff")
     faults: FaultPlan = FaultPlan()
+
+    @property
+    def endpoint_url(self) -> str:
+        """Where calls go, as shown and recorded: 'offline', or the URL without credentials."""
+        return "offline" if self.backend == "offline" else endpoint.shown(self.base_url)
+
+    def describe(self) -> str:
+        """The endpoint identity in words, for the line printed before a run's first call."""
+        if self.backend == "offline":
+            return f"the offline model ({self.model}), no network"
+        return f"{self.endpoint_url}, model {self.model}"
 
 
 def describe_settings() -> str:

@@ -19,7 +19,16 @@ from refine_kit import accounting, context, outputs, progress, replay
 from refine_kit.cache import cache_policy, cache_version
 from refine_kit.envs import driver_env, llm_env
 from refine_kit.errors import ConfigError
-from refine_kit.models import BatchResult, Critique, Iteration, RefineResult, TopicOutcome, Usage
+from refine_kit.models import (
+    Accounting,
+    BatchResult,
+    Critique,
+    Iteration,
+    RefineResult,
+    TopicOutcome,
+    Usage,
+)
+from refine_kit.redaction import one_line
 from refine_kit.settings import (
     LLMConfig,
     RunOptions,
@@ -117,6 +126,7 @@ async def refine_report(
         seconds=time.time() - started,
         model=config.model,
         backend=config.backend,
+        endpoint=config.endpoint_url,
         run_name=run_name,
     )
 
@@ -168,9 +178,14 @@ async def report_batch_pipeline(
                 result = await task(topic, max_iterations, quality_threshold, options.llm)
             except Exception as exc:  # noqa: BLE001 - one topic's failure must not stop the rest
                 error = describe_error(exc)
-                folder = str(outputs.write_failure_record(topic, error, root)) if root else None
+                spent = _spent(topic, max_iterations, quality_threshold, options)
+                folder = None
+                if root:
+                    folder = str(outputs.write_failure_record(topic, error, root, spent))
                 progress.publish(topic, "failed", message=error)
-                return TopicOutcome(topic=topic, status="failed", error=error, folder=folder)
+                return TopicOutcome(
+                    topic=topic, status="failed", error=error, folder=folder, spent=spent
+                )
         from_cache = result.run_name != this_run
         result = accounting.price(result, from_cache, options.prices)
         folder = await format_outputs(result, str(root)) if root else None
@@ -199,6 +214,7 @@ async def report_batch_pipeline(
             "max_iterations": max_iterations,
             "quality_threshold": quality_threshold,
             **options.llm.model_dump(mode="json"),
+            "endpoint": options.llm.endpoint_url,
             "cache": options.cache,
             "fresh": options.fresh,
         },
@@ -237,10 +253,20 @@ def topic_work_key(
     return replay.work_key(topic, max_iterations, quality_threshold, identity, cache_version())
 
 
+def _spent(
+    topic: str, max_iterations: int, quality_threshold: int, options: RunOptions
+) -> Accounting:
+    """A failed topic's costs, from its ledger in this run (locally; a pod's is lost with it)."""
+    ctx = context.current()
+    work = topic_work_key(topic, max_iterations, quality_threshold, options.llm)
+    ledger = ctx.resources.ledgers.get(work) if ctx is not None else None
+    return accounting.spent_before_failing(ledger, options.llm.model, options.prices)
+
+
 def describe_error(exc: BaseException) -> str:
-    """One line a user can act on. Flyte wraps task errors; keep the original class name."""
+    """One line a user can act on, secrets removed. Flyte wraps task errors; keep the class."""
     code = getattr(exc, "code", None)
-    message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    message = one_line(exc) or type(exc).__name__
     return f"{code}: {message}" if code and code not in message else message
 
 

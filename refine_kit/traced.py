@@ -10,15 +10,12 @@ parsed it, a retry would replay the same bad text and fail the same way forever.
 
 from __future__ import annotations
 
-import json
-import re
-
 import flyte
 from pydantic import ValidationError
 
-from refine_kit import prompts
+from refine_kit import answers, prompts
 from refine_kit.client import call_llm, current_config
-from refine_kit.errors import LLMOutputError
+from refine_kit.errors import LLMOutputError, TruncatedAnswer
 from refine_kit.models import (
     CallRecord,
     Critique,
@@ -30,7 +27,8 @@ from refine_kit.models import (
 )
 from refine_kit.replay import replayable
 
-_FENCE = re.compile(r"^```[a-zA-Z]*\n(.*?)\n```$", re.DOTALL)
+#: A critique is a few hundred characters; an answer this long is a broken server's.
+MAX_CRITIQUE_CHARS = 100_000
 
 
 def _record(step: Step, reply: LLMReply) -> CallRecord:
@@ -44,12 +42,19 @@ def _record(step: Step, reply: LLMReply) -> CallRecord:
     )
 
 
+def _complete(reply: LLMReply, step: Step) -> None:
+    """Refuse an answer that was cut at the token limit: a short report must not pass."""
+    if reply.finish_reason == "length":
+        raise TruncatedAnswer(
+            f"{step}: the answer was cut at the token limit (finish_reason 'length', "
+            f"{reply.usage.completion_tokens} completion tokens); raise max_tokens"
+        )
+
+
 def _markdown_text(reply: LLMReply, step: Step) -> str:
-    """A usable Markdown answer: unwrapped from a code fence, and not empty."""
-    text = reply.text.strip()
-    fenced = _FENCE.match(text)
-    if fenced:
-        text = fenced.group(1).strip()
+    """A usable Markdown answer: complete, unwrapped (reasoning block, fence), not empty."""
+    _complete(reply, step)
+    text = answers.markdown_answer(reply.text)
     if not text:
         raise LLMOutputError(f"{step}: the model returned an empty answer")
     return text
@@ -79,14 +84,14 @@ async def critique_content(
     ask_prompt, usage, asks, requests = prompt, Usage(), 0, 0
     started: float | None = None
     while True:
-        reply = await call_llm(ask_prompt, system, json_mode=True)
+        reply = await call_llm(ask_prompt, system, json_mode=True, schema=Critique)
         asks += 1
         requests += reply.requests
         started = reply.started_at if started is None else started
         usage += reply.usage
         try:
-            critique = Critique.model_validate(json.loads(reply.text))
-        except (json.JSONDecodeError, ValidationError) as exc:
+            critique = _critique(reply)
+        except (LLMOutputError, ValidationError) as exc:
             if asks > budget:
                 raise LLMOutputError(
                     f"critique: no valid Critique after {asks} asks: {_short(exc)}"
@@ -123,10 +128,20 @@ async def generate_summary(content: str) -> TextStep:
     return TextStep(text=_markdown_text(reply, "summary"), call=_record("summary", reply))
 
 
+def _critique(reply: LLMReply) -> Critique:
+    """The reply's `Critique`: complete, found in any wrapping, then validated strictly."""
+    _complete(reply, "critique")
+    if len(reply.text) > MAX_CRITIQUE_CHARS:
+        raise LLMOutputError(
+            f"the answer is {len(reply.text):,} characters; a critique is a short JSON object"
+        )
+    return Critique.model_validate(answers.json_object(reply.text))
+
+
 def _short(exc: Exception) -> str:
     """A validation error in a few lines: enough for the model to fix, short enough to send."""
     if isinstance(exc, ValidationError):
         return "; ".join(
             f"{'.'.join(str(p) for p in e['loc']) or 'answer'}: {e['msg']}" for e in exc.errors()
         )
-    return f"not valid JSON ({exc})"
+    return str(exc)

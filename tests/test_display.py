@@ -92,9 +92,9 @@ def test_diff_html_counts_words_and_escapes():
 
 def test_accounting_table_for_result_and_batch(result: RefineResult, batch: BatchResult):
     one = _markup(display.accounting_table(result))
-    assert f"<td {display._CELL}>{result.accounting.llm_calls}</td>" in one
+    assert f"<td {display._CELL}>{result.accounting.requests_sent}</td>" in one
     total = _markup(display.accounting_table(batch))
-    assert f"<td {display._CELL}>{batch.accounting.llm_calls}</td>" in total
+    assert f"<td {display._CELL}>{batch.accounting.requests_sent}</td>" in total
 
 
 def test_plot_scores_draws_scores_threshold_and_best(result: RefineResult):

@@ -64,7 +64,7 @@ def test_batch_notebook_follows_its_parameters(run_notebook):
         assert outcome["iterations"] <= 2
         assert outcome["calls"] == 2 * outcome["iterations"] + 1
     assert 1 <= summary["peak_in_flight"] <= 2
-    assert summary["rerun"] == {"llm_calls": 0, "all_from_cache": True}
+    assert summary["rerun"] == {"requests_sent": 0, "all_from_cache": True}
     assert summary["failure_demo"] == {"failed": ["Peat-free gardening"], "succeeded": topics}
 
 

@@ -100,7 +100,7 @@ def make_result(topic: str = "Heat pumps in cold climates", **overrides: object)
         "calls": calls,
         "usage": usage,
         "accounting": Accounting(
-            llm_calls=len(calls), prompt_tokens_used=900, completion_tokens_used=600
+            requests_sent=len(calls), prompt_tokens_used=900, completion_tokens_used=600
         ),
         "seconds": 7.5,
         "model": "offline-echo",
@@ -474,7 +474,8 @@ def test_manifest(tmp_path: Path) -> None:
         "score": 8,
         "iterations": 2,
         "stop_reason": "threshold",
-        "llm_calls": 5,
+        "requests_sent": 5,
+        "answers_received": 0,
         "total_tokens": 1500,
         "from_cache": False,
     }
@@ -484,7 +485,7 @@ def test_manifest(tmp_path: Path) -> None:
     assert fusion["status"] == "failed"
     assert fusion["error"] == "TimeoutError"
     assert fusion["folder"] == failed_folder.name  # found on disk though the outcome had none
-    assert fusion["score"] is None and fusion["llm_calls"] is None
+    assert fusion["score"] is None and fusion["requests_sent"] is None
     assert listing(tmp_path) == {ok_folder.name, cached_folder.name, failed_folder.name} | {
         "manifest.json"
     }

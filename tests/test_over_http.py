@@ -47,7 +47,7 @@ def test_in_flight_limit_holds_over_real_http(server: OfflineServer, tmp_path: P
     )  # fmt: skip
     assert len(batch.succeeded) == 10
     assert server.stats.max_in_flight == 3
-    assert batch.accounting.llm_calls == server.stats.calls
+    assert batch.accounting.requests_sent == server.stats.calls
 
 
 def test_killed_batch_resumes_without_paying_twice(server: OfflineServer, tmp_path: Path) -> None:

@@ -27,7 +27,7 @@ def test_refine_scores_every_draft_and_returns_the_best(out_dir: Path, model_sta
     steps = [c.step for c in result.calls]
     assert steps == ["draft", "critique", "revise", "critique", "revise", "critique", "summary"]
     # Counted at the model: one request per traced call, nothing hidden.
-    assert model_stats.calls == len(result.calls) == result.llm_calls
+    assert model_stats.calls == len(result.calls) == result.requests_sent
     best = max(range(3), key=lambda i: (result.iterations[i].score, i))
     assert result.best_iteration == best and result.score == result.iterations[best].score
     assert result.usage.total_tokens == sum(c.usage.total_tokens for c in result.calls) > 0
@@ -83,12 +83,12 @@ def test_cache_serves_unchanged_rerun_and_misses_on_any_change(
     topics = ["Cache check: wind", "Cache check: tides"]
     first = refine_kit.refine_batch(topics, output_dir=out_dir)
     paid = model_stats.calls
-    assert paid == first.llm_calls > 0 and not any(o.from_cache for o in first.outcomes)
+    assert paid == first.requests_sent > 0 and not any(o.from_cache for o in first.outcomes)
 
     model_stats.reset()
     again = refine_kit.refine_batch(topics, output_dir=out_dir)
     assert model_stats.calls == 0 and all(o.from_cache for o in again.outcomes)
-    assert again.llm_calls == 0
+    assert again.requests_sent == 0
     assert [o.result.report for o in again.outcomes] == [o.result.report for o in first.outcomes]
 
     # A setting that changes the work: fresh results.
@@ -160,7 +160,7 @@ def test_refine_report_runs_as_a_task_on_its_own(model_stats) -> None:
     )
     result = run.outputs()[0]
     assert isinstance(result, refine_kit.RefineResult)
-    assert result.run_name and model_stats.calls == result.llm_calls
+    assert result.run_name and model_stats.calls == result.requests_sent
 
 
 def test_missing_key_for_a_real_endpoint_is_one_clear_error(monkeypatch, model_stats) -> None:
@@ -173,5 +173,5 @@ def test_missing_key_for_a_real_endpoint_is_one_clear_error(monkeypatch, model_s
         flyte.with_runcontext(disable_run_cache=True).run(
             refine_kit.refine_report, topic="Anything", config=config
         )
-    assert "NonRecoverable" in str(getattr(info.value, "code", "")) + str(info.value)
+    assert getattr(info.value, "code", "") == "EndpointError"  # a NonRecoverableError: no retry
     assert model_stats.calls == 0

@@ -1,0 +1,337 @@
+"""Against real-world endpoints: broken, hostile and quirky servers, checked from outside.
+
+Each failure ends in one clear error naming the URL, the status and the server's reason,
+within the documented budget of requests (client_max_retries + 1); what a failed topic
+spent is counted; secrets never reach files or the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from pathlib import Path
+
+import pytest
+from endpoint_stub import Received, Reply, StubEndpoint, completion, error
+from typer.testing import CliRunner
+
+import refine_kit
+from refine_kit import answers, endpoint
+from refine_kit.cli import app
+from refine_kit.errors import LLMOutputError
+from refine_kit.offline.model import OfflineModel
+
+FAST = {
+    "backend": "openai",
+    "model": "stub-model",
+    "client_backoff": 0,
+    "retry_backoff": 0,
+    "cache": False,
+}
+MODEL = OfflineModel()
+
+
+@pytest.fixture(autouse=True)
+def _forget_endpoints():
+    endpoint.forget()  # every test probes its stub afresh
+    yield
+    endpoint.forget()
+
+
+def healthy(received: Received, n: int) -> Reply:
+    """Answer like a working model (the offline one), whatever was asked."""
+    json_mode = "response_format" in received.body
+    answer = MODEL.complete(received.body["messages"], json_mode=json_mode)
+    return completion(answer.content, **{"prompt_tokens": answer.prompt_tokens})
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+FAILURES = {
+    "401": (lambda r, n: error(401, "Incorrect API key provided"), "HTTP 401", "API key"),
+    "404 model": (
+        lambda r, n: error(404, "The model `stub-model` does not exist", "model_not_found"),
+        "HTTP 404",
+        "does not serve model",
+    ),
+    "429": (
+        lambda r, n: error(
+            429, "Rate limit reached", "rate_limit_exceeded", **{"retry-after": "0"}
+        ),
+        "HTTP 429",
+        "rate-limiting",
+    ),
+    "500": (lambda r, n: error(500, "The server had an error"), "HTTP 500", "The server had"),
+    "200 html": (
+        lambda r, n: Reply(
+            body=b"<html><body>Sign in</body></html>", headers={"content-type": "text/html"}
+        ),
+        "HTML page",
+        "/v1",
+    ),
+    "no choices": (
+        lambda r, n: Reply(body={"object": "chat.completion", "choices": []}),
+        "no message",
+        "OpenAI-compatible",
+    ),
+    "flat error": (
+        lambda r, n: Reply(500, {"error": "model runner crashed"}),
+        "HTTP 500",
+        "runner crashed",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(FAILURES))
+def test_a_failing_endpoint_is_one_clear_error_within_the_budget(kind: str, tmp_path: Path) -> None:
+    respond, status_words, hint_words = FAILURES[kind]
+    with StubEndpoint(respond) as stub:
+        batch = refine_kit.refine_batch(
+            ["Tidal power"], base_url=stub.base_url, output_dir=tmp_path, **FAST
+        )
+    error_line = batch.outcomes[0].error or ""
+    assert batch.outcomes[0].status == "failed"
+    assert stub.base_url in error_line and status_words in error_line and hint_words in error_line
+    assert stub.requests <= 3  # client_max_retries + 1, whatever the failure
+    assert batch.accounting.requests_sent == stub.requests  # counted, though it failed
+    record = json.loads(next(tmp_path.glob("*/record.json")).read_text())
+    assert record["accounting"]["requests_sent"] == stub.requests
+
+
+def test_a_refused_connection_names_the_address_at_once(tmp_path: Path) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1"
+    batch = refine_kit.refine_batch(["Tidal power"], base_url=url, output_dir=tmp_path, **FAST)
+    message = batch.outcomes[0].error or ""
+    assert "could not connect" in message and url in message and "connection refused" in message
+    assert batch.accounting.requests_sent == 3
+
+
+def test_a_server_that_never_answers_times_out_within_the_budget(tmp_path: Path) -> None:
+    with StubEndpoint(lambda r, n: Reply(delay=1.0, body={})) as stub:
+        batch = refine_kit.refine_batch(
+            ["Tidal power"],
+            base_url=stub.base_url,
+            output_dir=tmp_path,
+            request_timeout=0.1,
+            **FAST,
+        )
+    assert "no answer within request_timeout=0.1 s (after 3 requests)" in (
+        batch.outcomes[0].error or ""
+    )
+    assert stub.requests == 3
+
+
+def test_a_missing_v1_is_pointed_out(tmp_path: Path) -> None:
+    def respond(received: Received, n: int) -> Reply:
+        return healthy(received, n) if received.path.startswith("/v1/") else error(404, "Not Found")
+
+    with StubEndpoint(respond) as stub:
+        root = stub.base_url.removesuffix("/v1")
+        batch = refine_kit.refine_batch(["Tidal power"], base_url=root, output_dir=tmp_path, **FAST)
+    assert f"try base_url={root}/v1" in (batch.outcomes[0].error or "")
+    assert stub.requests == 1  # a 404 is not retried
+
+
+def test_spend_of_a_failed_topic_matches_the_server(tmp_path: Path) -> None:
+    # Drafts are answered (and billed); every critique fails.
+    def respond(received: Received, n: int) -> Reply:
+        return (
+            error(500, "critic down")
+            if "response_format" in received.body
+            else healthy(received, n)
+        )
+
+    with StubEndpoint(respond) as stub:
+        batch = refine_kit.refine_batch(
+            ["Tidal power", "Urban beekeeping"], base_url=stub.base_url, output_dir=tmp_path, **FAST
+        )
+    assert len(batch.failed) == 2
+    acc = batch.accounting
+    answered = sum(1 for r in stub.received if "response_format" not in r.body)
+    assert acc.requests_sent == stub.requests and acc.answers_received == answered == 2
+    assert acc.prompt_tokens_used > 0 and acc.completion_tokens_used == 2 * 20
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert sum(t["requests_sent"] for t in manifest["topics"]) == stub.requests
+
+
+def test_a_key_echoed_by_the_server_reaches_no_file_and_no_terminal(
+    tmp_path: Path, monkeypatch
+) -> None:
+    canary = "sk-canary-4f2b9d7e1a0c"
+    monkeypatch.setenv("OPENAI_API_KEY", canary)
+
+    def respond(received: Received, n: int) -> Reply:
+        auth = received.headers.get("authorization", "")
+        return error(401, f"Incorrect API key provided: {auth}. Header was Authorization: {auth}")
+
+    with StubEndpoint(respond) as stub:
+        result = CliRunner().invoke(
+            app,
+            [
+                "run",
+                "Tidal power",
+                "--base-url",
+                stub.base_url,
+                "--model",
+                "m",
+                "-o",
+                str(tmp_path),
+            ],
+        )
+    assert result.exit_code == 1 and "HTTP 401" in result.output
+    assert canary not in result.output and canary[3:] not in result.output
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert canary[3:].encode() not in path.read_bytes(), path
+    assert stub.received[0].headers["authorization"] == f"Bearer {canary}"  # it was sent
+
+
+def test_url_credentials_are_used_but_never_written(tmp_path: Path) -> None:
+    with StubEndpoint(healthy) as stub:
+        url = stub.base_url.replace("http://", "http://alice:s3cr3t-pw@")
+        batch = refine_kit.refine_batch(["Tidal power"], base_url=url, output_dir=tmp_path, **FAST)
+    assert batch.outcomes[0].status == "succeeded"
+    assert stub.received[0].headers["authorization"].startswith("Basic ")
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            assert b"s3cr3t-pw" not in path.read_bytes(), path
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    assert manifest["settings"]["endpoint"] == stub.base_url
+
+
+def test_openai_base_url_is_honoured_and_keys_the_cache(tmp_path: Path, monkeypatch) -> None:
+    with StubEndpoint(healthy) as first, StubEndpoint(healthy) as second:
+        monkeypatch.setenv("OPENAI_BASE_URL", first.base_url)
+        settings = {"model": "stub-model", "client_backoff": 0, "output_dir": tmp_path}
+        a = refine_kit.refine("Tidal power", **settings)  # backend auto: the URL chooses openai
+        assert a.endpoint == first.base_url and first.requests > 0
+        monkeypatch.setenv("OPENAI_BASE_URL", second.base_url)
+        b = refine_kit.refine("Tidal power", **settings)
+        assert b.endpoint == second.base_url and second.requests == first.requests  # not cached
+        record = json.loads(next(tmp_path.glob("*/record.json")).read_text())
+        assert record["endpoint"] == second.base_url
+        assert all("max_tokens" in r.body for r in first.received)  # not OpenAI: max_tokens
+
+
+def test_structured_output_steps_down_and_remembers_what_works(tmp_path: Path) -> None:
+    def no_response_format(received: Received, n: int) -> Reply:
+        if "response_format" in received.body:
+            kind = received.body["response_format"]["type"]
+            return error(400, f"response_format type '{kind}' is not supported")
+        return healthy(received, n)
+
+    with StubEndpoint(no_response_format) as stub:
+        refine_kit.refine("Tidal power", base_url=stub.base_url, output_dir=tmp_path, **FAST)
+        first_run = stub.requests
+        shapes = [r.body.get("response_format", {}).get("type") for r in stub.received]
+        refine_kit.refine("Urban beekeeping", base_url=stub.base_url, output_dir=tmp_path, **FAST)
+    assert shapes.count("json_schema") == 1 and shapes.count("json_object") == 1  # paid once
+    second_run = stub.received[first_run:]
+    assert all("response_format" not in r.body for r in second_run)
+
+
+def test_the_critique_asks_for_its_strict_schema(tmp_path: Path) -> None:
+    with StubEndpoint(healthy) as stub:
+        refine_kit.refine("Tidal power", base_url=stub.base_url, output_dir=tmp_path, **FAST)
+    formats = [r.body["response_format"] for r in stub.received if "response_format" in r.body]
+    schema = formats[0]["json_schema"]
+    assert formats[0]["type"] == "json_schema" and schema["strict"] is True
+    assert schema["schema"]["additionalProperties"] is False
+    assert schema["schema"]["required"] == ["score", "strengths", "improvements", "summary"]
+
+
+def test_a_refused_token_parameter_is_swapped_once(tmp_path: Path) -> None:
+    def reasoning_model(received: Received, n: int) -> Reply:
+        if "max_tokens" in received.body:
+            return error(400, "Unsupported parameter: 'max_tokens'", "unsupported_parameter")
+        return healthy(received, n)
+
+    with StubEndpoint(reasoning_model) as stub:
+        result = refine_kit.refine(
+            "Tidal power", base_url=stub.base_url, output_dir=tmp_path, **FAST
+        )
+    assert sum("max_tokens" in r.body for r in stub.received) == 1
+    assert result.requests_sent == len(result.calls) + 1
+
+
+def test_a_truncated_report_is_an_error_and_a_truncated_critique_is_asked_again(
+    tmp_path: Path,
+) -> None:
+    def cut_drafts(received: Received, n: int) -> Reply:
+        if "response_format" in received.body:
+            return healthy(received, n)
+        return completion("# Heat pumps\n\nHeat pumps move", finish_reason="length")
+
+    with StubEndpoint(cut_drafts) as stub:
+        batch = refine_kit.refine_batch(
+            ["Heat pumps"], base_url=stub.base_url, output_dir=tmp_path, **FAST
+        )
+    assert "cut at the token limit" in (batch.outcomes[0].error or "")
+    assert stub.requests == 1  # a longer answer needs a larger max_tokens, not a retry
+
+    critiques = 0
+
+    def cut_first_critique(received: Received, n: int) -> Reply:
+        nonlocal critiques
+        if "response_format" in received.body:
+            critiques += 1
+            if critiques == 1:
+                return completion(None, finish_reason="length")
+        return healthy(received, n)
+
+    with StubEndpoint(cut_first_critique) as stub:
+        result = refine_kit.refine(
+            "Heat pumps", base_url=stub.base_url, output_dir=tmp_path / "b", **FAST
+        )
+    assert result.accounting.reasks == 1
+
+
+@pytest.mark.parametrize(
+    "wrapped",
+    [
+        '```json\n{"score": 7, "strengths": [], "improvements": ["a"], "summary": "s"}\n```',
+        '<think>The draft is thin. {"score": 2}? No.</think>\n{"score": 7, "strengths": [], '
+        '"improvements": ["a"], "summary": "s"}',
+        'Here is my assessment: {"score": 7, "strengths": [], "improvements": ["a"], '
+        '"summary": "s"} I hope this helps.',
+    ],
+)
+def test_a_valid_critique_is_found_in_any_wrapping(wrapped: str) -> None:
+    assert answers.json_object(wrapped)["score"] == 7
+
+
+def test_json_that_is_not_valid_is_still_refused() -> None:
+    with pytest.raises(LLMOutputError, match="not valid JSON"):
+        answers.json_object('```json\n{"score": 7, "strengths": [\n```')
+    with pytest.raises(LLMOutputError, match="no JSON object"):
+        answers.json_object("I would give it a seven.")
+    assert (
+        answers.markdown_answer("<think>plan</think>\n```markdown\n# T\n\nBody\n```")
+        == "# T\n\nBody"
+    )
+
+
+def test_hostile_text_from_an_endpoint_is_printed_as_plain_text(tmp_path: Path) -> None:
+    hostile = "boom \x1b]0;pwned\x07\x1b[2J [/] [link=https://example.invalid]click[/link]"
+
+    with StubEndpoint(lambda r, n: error(400, hostile)) as stub:
+        result = CliRunner().invoke(
+            app,
+            [
+                "run",
+                "Markup [/] in a topic",
+                "--base-url",
+                stub.base_url,
+                "--model",
+                "m",
+                "-o",
+                str(tmp_path),
+            ],
+        )
+    assert result.exit_code == 1, result.output  # failed topic, not a crash (MarkupError)
+    assert "\x1b" not in result.output and "[link=https://example.invalid]" in result.output
+    assert "Markup [/] in a topic" in result.output
