@@ -49,6 +49,16 @@ RUN_OPTIONS: dict[str, Any] = {
     "max_concurrency": Annotated[
         int | None, typer.Option("--concurrency", "-c", help="Most LLM calls in flight")
     ],
+    "max_tokens": Annotated[
+        int | None, typer.Option("--max-tokens", help="Most tokens per answer (64-32000)")
+    ],
+    "request_timeout": Annotated[
+        float | None, typer.Option("--timeout", help="Seconds to wait for each request")
+    ],
+    "client_max_retries": Annotated[
+        int | None,
+        typer.Option("--client-retries", help="Retries of a failed request (budget: this + 1)"),
+    ],
     "offline_latency": Annotated[
         float | None, typer.Option("--latency", help="Offline model seconds per call")
     ],

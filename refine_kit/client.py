@@ -208,7 +208,7 @@ async def call_llm(
     before = ctx.ledger.requests
     while True:
         mode = (caps.structured or endpoint.STRUCTURED_LADDER[0]) if json_mode else None
-        tokens = caps.token_parameter or (
+        tokens: endpoint.TokenParameter = caps.token_parameter or (
             "max_completion_tokens" if endpoint.is_openai(config.base_url) else "max_tokens"
         )
         kwargs: dict[str, Any] = {"model": config.model, "messages": messages}
@@ -226,7 +226,9 @@ async def call_llm(
                     endpoint.STRUCTURED_LADDER.index(mode) + 1
                 ]
                 continue  # the same question, in a shape this server accepts
-            other = "max_tokens" if tokens == "max_completion_tokens" else "max_completion_tokens"
+            other: endpoint.TokenParameter = (
+                "max_tokens" if tokens == "max_completion_tokens" else "max_completion_tokens"
+            )
             if caps.token_parameter is None and diagnosis.refused_parameter(exc, tokens):
                 caps.token_parameter = other
                 continue

@@ -57,6 +57,8 @@ def explain(exc: Exception, *, url: str, model: str, timeout: float, requests: i
         status = exc.status_code
         message = server_message(exc.body) or exc.message
         text = f"{where} answered HTTP {status} ({tries}): {message}"
+        if error_code(exc) == NOT_A_COMPLETION_CODE:  # our stand-in status for a bad 200
+            text = f"{where}: {message} ({tries})"
         hint = _hint(exc, status, message, url=url, model=model)
         return one_line(f"{text}. {hint}" if hint else text, limit=600)
     return one_line(f"{type(exc).__name__} from {where} ({tries}): {exc}")

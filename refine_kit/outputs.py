@@ -306,7 +306,7 @@ def write_failure_record(
     readers should trust the record's status, not the presence of a report.
     """
     folder = Path(root) / topic_folder_name(topic)
-    record = {
+    record: dict[str, Any] = {
         "topic": topic,
         "status": "failed",
         "error": error,

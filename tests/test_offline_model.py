@@ -14,12 +14,9 @@ import pytest
 
 from refine_kit import prompts as P
 from refine_kit.models import Critique
-from refine_kit.offline.model import (
-    OFFLINE_MODEL_NAME,
-    OfflineCompletion,
-    OfflineModel,
-    count_tokens,
-)
+from refine_kit.offline.model import OfflineCompletion, OfflineModel, count_tokens
+from refine_kit.offline.phrases import NEXT_STEPS
+from refine_kit.settings import OFFLINE_MODEL
 
 MODEL = OfflineModel()
 
@@ -109,7 +106,7 @@ def runs() -> dict[str, tuple[list[str], list[Critique]]]:
 
 
 def test_public_interface() -> None:
-    assert OFFLINE_MODEL_NAME == "refine-kit-offline"
+    assert OFFLINE_MODEL == "refine-kit-offline"
     reply = ask(P.GENERATOR_SYSTEM_PROMPT, P.draft_prompt("Urban beekeeping"))
     assert isinstance(reply, OfflineCompletion)
     assert set(OfflineCompletion.model_fields) == {"content", "prompt_tokens", "completion_tokens"}
@@ -376,6 +373,51 @@ def test_human_written_improvements_change_the_text(request_text: str, runs) -> 
 def test_revision_without_improvements_returns_the_report() -> None:
     report = draft("Urban beekeeping")
     assert revise(report, []).startswith("# ")
+
+
+# ---------------------------------------------------------------------------------------------
+# Reports talk about the topic, never about the pipeline that made them.
+
+# The pipeline's own vocabulary: role names, and a step name standing alone as a list item.
+PIPELINE_WORDS = re.compile(r"\b(?:writer|critic|reviser|critique)\b|\b1\. writer\b", re.I)
+PIPELINE_STEP_ITEM = re.compile(
+    r"^\s*(?:\d+[.)]|[-*+])\s*(?:draft|critique|revise|summary)\.?\s*$", re.I | re.M
+)
+CHAIN_TOPICS = [
+    "Heat pumps in cold climates",
+    "Urban beekeeping",
+    "Kubernetes cost control",
+    "Four-day work weeks",
+    "Carbon accounting for manufacturers",
+    "Electric vehicle charging infrastructure in rural areas",
+]
+
+
+def practical_sequence(report: str) -> list[str]:
+    """The numbered steps after "A practical sequence:", if the report has them."""
+    _, found, rest = report.partition("A practical sequence:")
+    return rest.strip().split("\n\n", 1)[0].splitlines() if found else []
+
+
+def test_reports_and_summaries_never_mention_the_pipeline() -> None:
+    # Each step phrase with its {subject} left open.
+    step_patterns = [re.escape(s).replace(re.escape("{subject}"), ".+") for s in NEXT_STEPS]
+    sequences = 0
+    for topic in CHAIN_TOPICS:
+        drafts, _ = refine(topic, revisions=3)
+        summary = summarise(drafts[-1])
+        for text in [*drafts, summary]:
+            assert not PIPELINE_WORDS.search(text), (topic, PIPELINE_WORDS.search(text))
+            assert not PIPELINE_STEP_ITEM.search(text), (topic, PIPELINE_STEP_ITEM.search(text))
+        for report in drafts:
+            if steps := practical_sequence(report):
+                sequences += 1
+                assert len(steps) == len(NEXT_STEPS), (topic, steps)
+                for n, (line, pattern) in enumerate(zip(steps, step_patterns, strict=True), 1):
+                    assert re.fullmatch(rf"{n}\. {pattern}", line), (topic, line)
+        if "As a first move" in summary:
+            assert "readers appoint an owner for" in summary, (topic, summary)
+    assert sequences, "some chain should reach the recommendations' practical sequence"
 
 
 # ---------------------------------------------------------------------------------------------
