@@ -17,7 +17,7 @@ from typing import Any
 import flyte
 
 from refine_kit import cluster as clusters
-from refine_kit import outputs, progress, replay
+from refine_kit import endpoint, outputs, progress, replay
 from refine_kit.errors import ConfigError, RefineKitError
 from refine_kit.models import BatchResult, RefineResult
 from refine_kit.offline.faults import FaultPlan
@@ -112,7 +112,7 @@ def submit_batch(
     runner = flyte.with_runcontext(
         mode="remote" if remote else "local",
         dry_run=dry_run,
-        disable_run_cache=not resolved.cache or resolved.fresh,
+        disable_run_cache=not resolved.uses_cache,
     )
     with progress.listening(on_progress):
         run = runner.run(
@@ -136,6 +136,7 @@ def refine_batch(
     base_url: str | None = None,
     output_dir: str | Path | None = None,
     cache: bool | None = None,
+    refresh_cache: bool | None = None,
     fresh: bool | None = None,
     request_timeout: float | None = None,
     client_max_retries: int | None = None,
@@ -177,6 +178,7 @@ def refine(
     base_url: str | None = None,
     output_dir: str | Path | None = None,
     cache: bool | None = None,
+    refresh_cache: bool | None = None,
     fresh: bool | None = None,
     request_timeout: float | None = None,
     client_max_retries: int | None = None,
@@ -212,28 +214,30 @@ def reset(output_dir: str | Path | None = None) -> None:
     Runs keep nothing in memory between them: each opens and closes its own client,
     checkpoint store and fault counters. What remains is on disk and in counters:
 
-    - with `output_dir`, that folder is deleted: reports, records, manifest and checkpoints
-      (refused unless it is empty or holds a kit run, so a mistyped path deletes nothing);
+    - with `output_dir`, that folder is emptied (reports, records, manifests, checkpoints,
+      nested runs) and marked as the kit's, so the next reset knows it may empty it. A folder
+      that holds anything else is refused, so a mistyped path deletes nothing;
     - the offline model's request counters (`refine_kit.offline.transport.offline_stats`)
-      go back to zero.
+      and what the kit learned about endpoints go back to zero.
 
     Flyte's cache of finished topics is left alone; runs bypass it with `cache=False`.
     """
     if output_dir is not None:
         folder = Path(output_dir)
-        if folder.is_dir():
-            ours = (folder / outputs.MANIFEST_JSON).exists() or (
-                folder / CHECKPOINT_FILE
-            ).parent.exists()
-            if any(folder.iterdir()) and not ours:
+        mark = folder / CHECKPOINT_FILE.parent
+        if folder.exists():
+            ours = not folder.is_dir() or not any(folder.iterdir()) or mark.is_dir()
+            if not folder.is_dir() or not (ours or (folder / outputs.MANIFEST_JSON).exists()):
                 raise ConfigError(
-                    f"output_dir: {folder} holds files that are not a refine_kit run; "
-                    "delete it yourself or choose another folder"
+                    f"output_dir: {folder} is not a refine_kit run folder; delete it yourself "
+                    "or choose another folder"
                 )
             shutil.rmtree(folder)
+        mark.mkdir(parents=True)
     from refine_kit.offline.transport import offline_stats
 
     offline_stats.reset()
+    endpoint.forget()
 
 
 def _setting_arguments(arguments: dict[str, Any]) -> dict[str, Any]:

@@ -40,6 +40,12 @@ def cache_version() -> str:
     return f"{__version__}-{digest.hexdigest()[:16]}"
 
 
-def cache_policy(enabled: bool) -> flyte.Cache | Literal["disable"]:
-    """What `refine_report` runs with: versioned auto-caching, or none at all."""
-    return flyte.Cache(behavior="auto", version_override=cache_version()) if enabled else "disable"
+def cache_policy(enabled: bool, refresh: bool = False) -> flyte.Cache | Literal["disable"]:
+    """What `refine_report` runs with: versioned caching, or none at all.
+
+    `refresh` computes again and overwrites the stored result ("override" never reads):
+    what a notebook section wants when it must show the work every time it is run.
+    """
+    if not enabled:
+        return "disable"
+    return flyte.Cache(behavior="override" if refresh else "auto", version_override=cache_version())

@@ -67,6 +67,10 @@ RUN_OPTIONS: dict[str, Any] = {
     "cache": Annotated[
         bool | None, typer.Option("--cache/--no-cache", help="Reuse results of unchanged work")
     ],
+    "refresh_cache": Annotated[
+        bool | None,
+        typer.Option("--refresh-cache", help="Compute again; store the new results in the cache"),
+    ],
     "fresh": Annotated[
         bool | None, typer.Option("--fresh", help="Pay for every call again: no cache, no replay")
     ],

@@ -163,10 +163,13 @@ def results_table(batch: BatchResult) -> Any:
     for o in batch.outcomes:
         r = o.result
         if r is None:
-            rows.append((o.topic, o.status, "", "", "", "", "", "", o.error))
+            spent = o.accounting.requests_sent
+            rows.append((o.topic, o.status, "", "", "", spent, "", "", o.error))
             continue
         cached = "yes" if o.from_cache else "no"
-        revisions, seconds = len(r.iterations) - 1, f"{r.seconds:.2f}"
+        # A cached result ran in an earlier run: its seconds are not this run's.
+        seconds = "cached" if o.from_cache else f"{r.seconds:.2f}"
+        revisions = len(r.iterations) - 1
         rows.append(
             (
                 o.topic,

@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     )
     output_dir: Path = Field(default=Path("refine_outputs"), description="Where files are written")
     cache: bool = Field(default=True, description="Reuse cached results of unchanged work")
+    refresh_cache: bool = Field(
+        default=False,
+        description="Compute every topic again and store the new results in the cache",
+    )
     fresh: bool = Field(
         default=False, description="Pay for every call again: no cache, no checkpoint replay"
     )
@@ -120,6 +124,15 @@ class Settings(BaseSettings):
         if value is not None and not _URL.match(value):
             raise ValueError(_URL_RULE)
         return value.rstrip("/") if value else value
+
+    @property
+    def uses_cache(self) -> bool:
+        """Whether results are read from and written to Flyte's cache.
+
+        Not for a fresh run, and never for a run with injected faults: a demo of failure must
+        fail again next time, not be served from the cache (or leave a result there).
+        """
+        return self.cache and not self.fresh and not self.faults.active
 
     @property
     def resolved_base_url(self) -> str | None:
@@ -304,6 +317,7 @@ class RunOptions(BoundaryModel):
     task_retries: int = default("task_retries")
     retry_backoff: float = default("retry_backoff")
     cache: bool = default("cache")
+    refresh_cache: bool = default("refresh_cache")
     fresh: bool = default("fresh")
     output_dir: str | None = Field(
         default=str(default("output_dir")),
@@ -318,7 +332,8 @@ class RunOptions(BoundaryModel):
             max_concurrency=settings.max_concurrency,
             task_retries=settings.task_retries,
             retry_backoff=settings.retry_backoff,
-            cache=settings.cache and not settings.fresh,
+            cache=settings.uses_cache,
+            refresh_cache=settings.refresh_cache,
             fresh=settings.fresh,
             # A remote task's disk is not the user's: the client writes the files instead.
             output_dir=None if settings.cluster else str(settings.output_dir),

@@ -238,7 +238,8 @@ def configured_refine_task(options: RunOptions) -> flyte.TaskTemplate:
         count=options.task_retries,
         backoff=flyte.Backoff(base=backoff, factor=2.0, cap=max(backoff * 8, timedelta(0))),
     )
-    return refine_report.override(retries=retries, cache=cache_policy(options.cache))
+    cache = cache_policy(options.cache, refresh=options.refresh_cache)
+    return refine_report.override(retries=retries, cache=cache)
 
 
 def topic_work_key(

@@ -25,7 +25,7 @@ def test_a_deleted_output_folder_is_not_replayed_from_memory(tmp_path: Path, mod
     out = tmp_path / "out"
     refine_kit.refine("District heating", output_dir=out, **FAST)
     refine_kit.reset(out)
-    assert not out.exists()
+    assert [p.name for p in out.rglob("*")] == [".refine_kit"]  # emptied, and marked as ours
     # Nothing to replay now: the first draft call reaches the model and fails for good.
     with pytest.raises(refine_kit.TopicFailed, match="injected"):
         refine_kit.refine(
@@ -47,7 +47,7 @@ def test_reset_deletes_only_a_kit_run(tmp_path: Path, model_stats) -> None:
     mine = tmp_path / "notes"
     mine.mkdir()
     (mine / "thesis.txt").write_text("keep me")
-    with pytest.raises(refine_kit.ConfigError, match="not a refine_kit run"):
+    with pytest.raises(refine_kit.ConfigError, match="not a refine_kit run folder"):
         refine_kit.reset(mine)
     assert (mine / "thesis.txt").read_text() == "keep me"
 
@@ -55,8 +55,13 @@ def test_reset_deletes_only_a_kit_run(tmp_path: Path, model_stats) -> None:
     refine_kit.refine("Urban beekeeping", output_dir=run, **FAST)
     assert model_stats.calls > 0
     refine_kit.reset(run)
-    assert not run.exists() and model_stats.calls == 0
-    refine_kit.reset(tmp_path / "never-made")  # nothing there: nothing to do
+    assert [p.name for p in run.rglob("*")] == [".refine_kit"] and model_stats.calls == 0
+    nested = tmp_path / "never-made"
+    refine_kit.reset(nested)  # made, and marked: runs in subfolders can follow
+    refine_kit.refine("Urban beekeeping", output_dir=nested / "a", **FAST)
+    (nested / "notes.txt").write_text("the notebook's own summary")
+    refine_kit.reset(nested)
+    assert [p.name for p in nested.rglob("*")] == [".refine_kit"]
 
 
 def test_no_run_context_outlives_its_run(tmp_path: Path) -> None:
@@ -75,3 +80,13 @@ def test_a_step_called_by_hand_opens_a_short_run_of_its_own(model_stats) -> None
         return review.critique.score
 
     assert 1 <= asyncio.run(in_session()) <= 10
+
+
+def test_a_run_with_injected_faults_never_uses_the_cache(tmp_path: Path, model_stats) -> None:
+    settings = {**FAST, "cache": True, "faults": FAIL_FIRST_DRAFT}
+    for attempt in range(2):  # a failure demo must fail again, not come back from the cache
+        batch = refine_kit.refine_batch(
+            ["Sea level rise"], output_dir=tmp_path / str(attempt), **settings
+        )
+        assert not batch.outcomes[0].from_cache
+        assert batch.accounting.task_attempts == 2
