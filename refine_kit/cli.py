@@ -141,13 +141,23 @@ def serve(
     latency: Annotated[float, typer.Option(help="Seconds per response")] = 0.0,
     faults: Annotated[str | None, RUN_OPTIONS["faults"].__metadata__[0]] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log one line per request")] = False,
+    # Written out, not read from the profiles module: that would load the model for --help.
+    profile: Annotated[
+        str,
+        typer.Option(
+            help="Imitate a server: openai, lmstudio, ollama, vllm, fenced, reasoning, "
+            "json-mode-only, no-response-format, no-json-mode"
+        ),
+    ] = "openai",
 ) -> None:
     """Serve the offline model over HTTP as an OpenAI-compatible endpoint."""
     from refine_kit.offline.server import OfflineServer
 
     try:
         plan = FaultPlan.from_env(faults)
-        server = OfflineServer(host, port, latency=latency, faults=plan, verbose=verbose)
+        server = OfflineServer(
+            host, port, latency=latency, faults=plan, verbose=verbose, profile=profile
+        )
     except (ValidationError, ValueError) as exc:
         _fail(f"serve: {exc}")
     # On stdout, flushed: scripts and tests read the URL from the first line.

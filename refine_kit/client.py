@@ -13,7 +13,7 @@ import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -206,6 +206,56 @@ async def call_llm(
     client = get_client(ctx)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
     before = ctx.ledger.requests
+    # While this endpoint's request shape is unknown, one call at a time finds it out, so a
+    # refusal is paid once, not once per topic that starts at the same moment.
+    async with _probing(ctx, caps, json_mode):
+        raw, started, seconds, mode, tokens = await _create(
+            ctx, client, caps, url, messages, json_mode, schema, before
+        )
+        if json_mode and caps.structured is None:
+            caps.structured = mode
+        if caps.token_parameter is None:
+            caps.token_parameter = tokens
+    response = raw.parse()
+    usage = _plausible_usage(response.usage)
+    ctx.ledger.answers += 1
+    ctx.ledger.count_tokens(usage.prompt_tokens, usage.completion_tokens)
+    choice = response.choices[0]
+    return LLMReply(
+        text=choice.message.content or "",
+        usage=usage,
+        model=response.model or config.model,
+        started_at=started,
+        seconds=seconds,
+        requests=ctx.ledger.requests - before,
+        finish_reason=choice.finish_reason or "stop",
+    )
+
+
+@contextlib.asynccontextmanager
+async def _probing(
+    ctx: RunContext, caps: endpoint.Capabilities, json_mode: bool
+) -> AsyncIterator[None]:
+    """Hold the run's probe lock while what this call needs of the endpoint is unknown."""
+    if caps.token_parameter is not None and (not json_mode or caps.structured is not None):
+        yield
+        return
+    async with ctx.resources.probe_lock():
+        yield  # the first holder probes; later ones find the answer known and go straight on
+
+
+async def _create(
+    ctx: RunContext,
+    client: openai.AsyncOpenAI,
+    caps: endpoint.Capabilities,
+    url: str,
+    messages: list[dict[str, str]],
+    json_mode: bool,
+    schema: type[BaseModel] | None,
+    before: int,
+) -> tuple[Any, float, float, endpoint.StructuredMode | None, endpoint.TokenParameter]:
+    """Send the request, stepping down the request shapes this endpoint refuses."""
+    config = ctx.config
     while True:
         mode = (caps.structured or endpoint.STRUCTURED_LADDER[0]) if json_mode else None
         tokens: endpoint.TokenParameter = caps.token_parameter or (
@@ -235,25 +285,7 @@ async def call_llm(
             raise _failure(exc, url, config, ctx.ledger.requests - before) from None
         except openai.APIError as exc:
             raise _failure(exc, url, config, ctx.ledger.requests - before) from None
-        break
-    if json_mode and caps.structured is None:
-        caps.structured = mode
-    if caps.token_parameter is None:
-        caps.token_parameter = tokens
-    response = raw.parse()
-    usage = _plausible_usage(response.usage)
-    ctx.ledger.answers += 1
-    ctx.ledger.count_tokens(usage.prompt_tokens, usage.completion_tokens)
-    choice = response.choices[0]
-    return LLMReply(
-        text=choice.message.content or "",
-        usage=usage,
-        model=response.model or config.model,
-        started_at=started,
-        seconds=seconds,
-        requests=ctx.ledger.requests - before,
-        finish_reason=choice.finish_reason or "stop",
-    )
+        return raw, started, seconds, mode, tokens
 
 
 def _failure(exc: openai.APIError, url: str, config: LLMConfig, requests: int) -> Exception:

@@ -56,6 +56,13 @@ class RunResources:
     ledgers: dict[str, Ledger] = field(default_factory=dict)
     client: openai.AsyncOpenAI | None = None
     client_loop: asyncio.AbstractEventLoop | None = None
+    _probe_lock: asyncio.Lock | None = None
+
+    def probe_lock(self) -> asyncio.Lock:
+        """The lock calls take while the endpoint's request shape is still being found out."""
+        if self._probe_lock is None:
+            self._probe_lock = asyncio.Lock()
+        return self._probe_lock
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,9 @@ from refine_kit import answers, endpoint
 from refine_kit.cli import app
 from refine_kit.errors import LLMOutputError
 from refine_kit.offline.model import OfflineModel
+from refine_kit.offline.profiles import PROFILES
+from refine_kit.offline.server import OfflineServer
+from refine_kit.settings import OFFLINE_MODEL
 
 FAST = {
     "backend": "openai",
@@ -28,6 +31,7 @@ FAST = {
     "retry_backoff": 0,
     "cache": False,
 }
+FAST_HTTP = {k: v for k, v in FAST.items() if k != "model"}
 MODEL = OfflineModel()
 
 
@@ -335,3 +339,19 @@ def test_hostile_text_from_an_endpoint_is_printed_as_plain_text(tmp_path: Path) 
     assert result.exit_code == 1, result.output  # failed topic, not a crash (MarkupError)
     assert "\x1b" not in result.output and "[link=https://example.invalid]" in result.output
     assert "Markup [/] in a topic" in result.output
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_server_profile_completes_every_topic(profile: str, tmp_path: Path) -> None:
+    topics = ["Heat pumps in cold climates", "Urban beekeeping", "Four-day work weeks"]
+    with OfflineServer(profile=profile) as server:
+        batch = refine_kit.refine_batch(
+            topics, base_url=server.base_url, model=OFFLINE_MODEL, output_dir=tmp_path, **FAST_HTTP
+        )
+        statuses = server.snapshot()["statuses"]
+    assert len(batch.succeeded) == 3, [o.error for o in batch.failed]
+    refused = sum(n for status, n in statuses.items() if str(status) != "200")
+    # A refused request shape is paid once per endpoint, not once per topic.
+    expected = {"json-mode-only": 1, "no-response-format": 2}.get(profile, 0)
+    assert refused == expected, statuses
+    assert batch.accounting.requests_sent == sum(statuses.values())

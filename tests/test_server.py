@@ -132,9 +132,11 @@ def test_errors_use_openai_error_shape(server: OfflineServer) -> None:
     assert bad.status_code == 400 and "not valid JSON" in bad.json()["error"]["message"]
     odd = _http.post(base + "/chat/completions", json={"messages": "hello"})
     assert odd.status_code == 400 and "messages" in odd.json()["error"]["message"]
-    with pytest.raises(openai.BadRequestError, match="stream"):
-        sdk(server).chat.completions.create(**chat_args("draft"), stream=True)
-    assert stats(server)["requests"] == 0  # requests the model never saw are not counted
+    with pytest.raises(openai.BadRequestError, match="'n' must be 1"):
+        sdk(server).chat.completions.create(**chat_args("draft"), n=2)
+    counted = stats(server)
+    assert counted["requests"] == 0  # requests the model never saw are not counted
+    assert counted["statuses"] == {"400": 3, "404": 2}
 
 
 def test_stats_count_chat_requests_and_tokens(server: OfflineServer) -> None:
@@ -150,6 +152,8 @@ def test_stats_count_chat_requests_and_tokens(server: OfflineServer) -> None:
         "completion_tokens": sum(r.usage.completion_tokens for r in replies),
         "answers": 2,
         "injected": {},
+        "statuses": {"200": 3},  # the two answers and the model list, not this snapshot
+        "profile": "openai",
     }
     assert server.stats.calls == 2
 

@@ -3,6 +3,10 @@
 Offline runs therefore go through the real SDK: request building, JSON mode, response
 parsing, retries and usage accounting are the same code paths a real endpoint uses. There is
 no "mock mode" branch anywhere in the pipeline.
+
+`read_chat` and `answer_chat` are the back-end the loopback server shares: what a server
+refuses before any model work, then the answer as a `ServerProfile`'s server gives it
+(token cap, `finish_reason`, rate-limit headers, streamed chunks).
 """
 
 from __future__ import annotations
@@ -13,12 +17,24 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx2
 
 from refine_kit.offline.faults import FaultInjector, FaultPlan, corrupt_critique
-from refine_kit.offline.model import OfflineModel
-from refine_kit.settings import OFFLINE_MODEL
+from refine_kit.offline.model import OfflineModel, count_tokens
+from refine_kit.offline.profiles import (
+    OPENAI,
+    SERVED_MODELS,
+    ApiError,
+    ServerProfile,
+    check_chat,
+    profile_named,
+    prompt_tokens,
+    requested_limit,
+)
+
+STREAM_PIECE_CHARS = 256  # content per streamed chunk: a few chunks for a report
 
 
 @dataclass
@@ -35,6 +51,7 @@ class ModelStats:
     prompt_tokens: int = 0
     completion_tokens: int = 0
     injected: dict[str, int] = field(default_factory=dict)  # faults by kind
+    statuses: dict[int, int] = field(default_factory=dict)  # HTTP responses by status code
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def enter(self) -> None:
@@ -47,17 +64,35 @@ class ModelStats:
         with self._lock:
             self.injected[kind] = self.injected.get(kind, 0) + 1
 
+    def count_status(self, status: int) -> None:
+        with self._lock:
+            self.statuses[status] = self.statuses.get(status, 0) + 1
+
     def leave(self, prompt_tokens: int = 0, completion_tokens: int = 0) -> None:
         with self._lock:
             self.in_flight -= 1
             self.prompt_tokens += prompt_tokens
             self.completion_tokens += completion_tokens
 
+    def snapshot(self) -> dict[str, Any]:
+        """The counters as JSON-ready data; `statuses` counts responses by status code."""
+        with self._lock:
+            return {
+                "requests": self.calls,
+                "in_flight": self.in_flight,
+                "max_in_flight": self.max_in_flight,
+                "prompt_tokens": self.prompt_tokens,
+                "completion_tokens": self.completion_tokens,
+                "injected": dict(self.injected),
+                "statuses": {str(code): n for code, n in sorted(self.statuses.items())},
+            }
+
     def reset(self) -> None:
         with self._lock:
             self.calls = self.in_flight = self.max_in_flight = 0
             self.prompt_tokens = self.completion_tokens = 0
             self.injected = {}
+            self.statuses = {}
 
 
 #: Every offline transport in this process counts here: what a server would count, for tests,
@@ -102,6 +137,34 @@ def is_json_mode(body: dict) -> bool:
     return (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
 
 
+def stream_events(payload: dict, include_usage: bool = False) -> list[bytes]:
+    """A completion as OpenAI streams it: server-sent `chat.completion.chunk` events.
+
+    The role first, the content in a few pieces, an empty delta with the finish reason,
+    then (only if asked, as OpenAI does) a chunk with the usage and no choices, and `[DONE]`.
+    """
+    choice = payload["choices"][0]
+    content = choice["message"]["content"] or ""
+    head = {k: payload[k] for k in ("id", "created", "model")}
+    head |= {"object": "chat.completion.chunk", "system_fingerprint": None}
+    tail = {"usage": None} if include_usage else {}  # OpenAI's chunks say usage: null then
+
+    def event(data: dict) -> bytes:
+        return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+    def chunk(delta: dict, finish: str | None = None) -> bytes:
+        change = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+        return event({**head, "choices": [change], **tail})
+
+    pieces = range(0, len(content), STREAM_PIECE_CHARS)
+    events = [chunk({"role": "assistant", "content": "", "refusal": None})]
+    events += [chunk({"content": content[i : i + STREAM_PIECE_CHARS]}) for i in pieces]
+    events.append(chunk({}, choice["finish_reason"]))
+    if include_usage:
+        events.append(event({**head, "choices": [], "usage": payload["usage"]}))
+    return [*events, b"data: [DONE]\n\n"]
+
+
 @dataclass
 class OfflineReply:
     """What the offline back-end does with one chat request.
@@ -118,18 +181,47 @@ class OfflineReply:
     drop: bool = False  # close the connection without answering
     stall: float = 0.0  # seconds to hold the request first (the client may time out)
     work_seconds: float = 0.0  # the model's own time, counted against the latency
+    stream: bool = False  # answer as server-sent events (see `events`)
+    include_usage: bool = False  # streamed: end with a usage chunk
 
     @property
     def usage(self) -> tuple[int, int]:
         usage = self.payload.get("usage") or {}
         return usage.get("prompt_tokens", 0), usage.get("completion_tokens", 0)
 
+    def events(self) -> list[bytes]:
+        """The streamed form of the payload."""
+        return stream_events(self.payload, self.include_usage)
+
+
+def read_chat(raw: bytes, profile: ServerProfile = OPENAI) -> dict[str, Any] | OfflineReply:
+    """The request body if `profile`'s server would answer it, else its refusal.
+
+    Called before the model sees anything, so refused requests cost no model work and are
+    not counted as calls. Linear in the request's size (see `check_chat`).
+    """
+    try:
+        body = json.loads(raw)
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than the parser goes
+        error: ApiError | None = ApiError(400, "The request body is not valid JSON")
+    else:
+        error = check_chat(body, profile)
+    if error is None:
+        return body  # check_chat made sure it is a JSON object
+    return OfflineReply("rejected", status=error.status, payload=profile.error_body(error))
+
 
 def answer_chat(
-    model: OfflineModel, injector: FaultInjector, body: dict, stats: ModelStats
+    model: OfflineModel,
+    injector: FaultInjector,
+    body: dict,
+    stats: ModelStats,
+    profile: ServerProfile = OPENAI,
 ) -> OfflineReply:
-    """Apply the fault plan to one request, then answer it with the offline model."""
-    step = model.step_of(body.get("messages", []), json_mode=is_json_mode(body))
+    """Apply the fault plan to one request `read_chat` let through, then answer it as
+    `profile`'s server would: its model's quirks, the token cap, its headers."""
+    heard = body if profile.passes_json_mode else {**body, "response_format": None}
+    step = model.step_of(body["messages"], json_mode=is_json_mode(heard))
     plan = injector.plan
     fault = injector.decide(body, step)
     kind = fault.kind if fault is not None else None
@@ -137,27 +229,67 @@ def answer_chat(
         stats.count_fault(kind)
     if kind == "drop":
         return OfflineReply(step, kind, drop=True)
+    prompt, limit = prompt_tokens(body["messages"]), requested_limit(body, profile)
+    cap = profile.context_window - prompt  # the room the window leaves for the answer
+    cap = cap if limit is None else min(cap, limit)
+    headers = {}
+    if profile.rate_limits is not None:  # what providers charge: the prompt plus max output
+        headers = profile.rate_limits.headers(prompt + (limit or 0))
     status = fault.http_status() if fault is not None else None
     if fault is not None and status is not None:
-        return OfflineReply(step, kind, status, fault.error_body(), fault.headers(plan))
+        said = fault.error_body()["error"]  # reworded and reshaped as this server's error
+        error = ApiError(status, said["message"], said["type"], said["param"], said["code"])
+        headers |= fault.headers(plan)
+        return OfflineReply(step, kind, status, profile.error_body(error), headers)
     started = time.monotonic()
-    payload = run_offline_chat(model, body)
+    payload = run_offline_chat(model, heard)
+    content = payload["choices"][0]["message"]["content"]
     if kind in ("bad_json", "bad_critique"):  # a broken answer, still HTTP 200
-        message = payload["choices"][0]["message"]
-        message["content"] = corrupt_critique(kind, message["content"], plan.seed + stats.calls)
+        content = corrupt_critique(kind, content, plan.seed + stats.calls)
+    _finish(payload, profile.rewrite(content, step), cap)
     return OfflineReply(
         step,
         kind,
         payload=payload,
+        headers=headers,
         stall=plan.slow_seconds if kind == "slow" else 0.0,
         work_seconds=time.monotonic() - started,
+        stream=bool(body.get("stream")),
+        include_usage=bool((body.get("stream_options") or {}).get("include_usage")),
     )
+
+
+def _finish(payload: dict, content: str, cap: int) -> None:
+    """Put the final content in the payload, cut at `cap` tokens as a server's limit cuts it.
+
+    A cut answer ends with `finish_reason: "length"`, and the usage counts what was sent.
+    """
+    choice = payload["choices"][0]
+    if count_tokens(content) > cap:
+        content, choice["finish_reason"] = content[: _longest_prefix(content, cap)], "length"
+    choice["message"]["content"] = content
+    usage = payload["usage"]
+    usage["completion_tokens"] = count_tokens(content)
+    usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+
+
+def _longest_prefix(text: str, tokens: int) -> int:
+    """The length of the longest prefix of `text` within `tokens` (by the model's count).
+
+    A binary search, so it holds for any count that grows with the text, not only 4 chars.
+    """
+    low, high = 0, len(text)
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if count_tokens(text[:mid]) <= tokens else (low, mid - 1)
+    return low
 
 
 class OfflineTransport(httpx2.AsyncBaseTransport):
     """Serves `/chat/completions` and `/models` from the offline model, after a set latency.
 
-    With a fault plan it misbehaves the way real endpoints do, deterministically.
+    With a fault plan it misbehaves the way real endpoints do, deterministically; with a
+    server profile it refuses and answers as that server does (the default is OpenAI's).
     """
 
     def __init__(
@@ -165,24 +297,34 @@ class OfflineTransport(httpx2.AsyncBaseTransport):
         latency: float = 0.0,
         faults: FaultPlan | None = None,
         stats: ModelStats = offline_stats,
+        profile: str | ServerProfile = "openai",
     ) -> None:
         self.latency = latency
         self.stats = stats
+        self.profile = profile_named(profile)
         self.model = OfflineModel()
         self.injector = FaultInjector(faults or FaultPlan())
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        response = await self._respond(request)
+        self.stats.count_status(response.status_code)
+        return response
+
+    async def _respond(self, request: httpx2.Request) -> httpx2.Response:
         path = request.url.path
         if request.method == "GET" and path.endswith("/models"):
             return httpx2.Response(200, json=models_payload(), request=request)
         if request.method != "POST" or not path.endswith("/chat/completions"):
-            return httpx2.Response(404, json=error_payload("not found", "invalid_request_error"))
-        body = json.loads(await request.aread())
+            error = ApiError(404, f"Invalid URL ({request.method} {path})")
+            return httpx2.Response(404, json=self.profile.error_body(error), request=request)
+        body = read_chat(await request.aread(), self.profile)
+        if isinstance(body, OfflineReply):  # refused before the model saw it: not a call
+            return httpx2.Response(body.status, json=body.payload, request=request)
         injector = self.injector
         self.stats.enter()
         usage = (0, 0)
         try:
-            reply = answer_chat(self.model, injector, body, self.stats)
+            reply = answer_chat(self.model, injector, body, self.stats, self.profile)
             usage = reply.usage
             if reply.drop:
                 raise httpx2.RemoteProtocolError("Server disconnected without sending a response")
@@ -196,7 +338,11 @@ class OfflineTransport(httpx2.AsyncBaseTransport):
         if reply.status != 200:
             return httpx2.Response(reply.status, headers=reply.headers, json=reply.payload)
         injector.answered()
-        return httpx2.Response(200, json=reply.payload, request=request)
+        if reply.stream:
+            headers = {"content-type": "text/event-stream; charset=utf-8", **reply.headers}
+            content = b"".join(reply.events())
+            return httpx2.Response(200, headers=headers, content=content, request=request)
+        return httpx2.Response(200, headers=reply.headers, json=reply.payload, request=request)
 
     @staticmethod
     async def _stall(seconds: float, request: httpx2.Request) -> None:
@@ -214,15 +360,11 @@ class OfflineTransport(httpx2.AsyncBaseTransport):
 
 
 def models_payload() -> dict:
-    """The `/models` listing: the one model the offline back-end serves."""
+    """The `/models` listing: the models the offline back-end serves."""
     return {
         "object": "list",
-        "data": [{"id": OFFLINE_MODEL, "object": "model", "created": 0, "owned_by": "refine-kit"}],
+        "data": [
+            {"id": name, "object": "model", "created": 0, "owned_by": "refine-kit"}
+            for name in SERVED_MODELS
+        ],
     }
-
-
-def error_payload(
-    message: str, kind: str, param: str | None = None, code: str | None = None
-) -> dict:
-    """An error body in the OpenAI API's shape."""
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
