@@ -339,6 +339,7 @@ def test_the_in_process_transport_streams_and_refuses_as_its_profile() -> None:
 def test_every_profile_is_named_and_described() -> None:
     assert set(PROFILES) == {
         "openai", "lmstudio", "ollama", "fenced", "reasoning", "no-json-mode", "vllm",
+        "json-mode-only", "no-response-format",
     }  # fmt: skip
     assert all(isinstance(p, ServerProfile) and p.summary for p in PROFILES.values())
     with pytest.raises(ValueError, match="lmstudio"):
