@@ -10,26 +10,28 @@ import contextlib
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
 
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from refine_kit import api
 from refine_kit.errors import ConfigError
-from refine_kit.models import Accounting, BatchResult
-from refine_kit.offline.faults import FaultPlan
-from refine_kit.progress import ProgressEvent
 from refine_kit.redaction import plain
-from refine_kit.settings import Backend
+from refine_kit.settings import Backend, default
+
+if TYPE_CHECKING:  # the pipeline (Flyte, the OpenAI SDK) loads only when a command runs
+    from refine_kit.models import Accounting, BatchResult
+    from refine_kit.progress import ProgressEvent
 
 app = typer.Typer(
     help="Resilient LLM report refinement on Flyte 2 (offline unless a key or base URL is set).",
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: readable at 80 columns, no type column
 )
 out = Console()
 err = Console(stderr=True)
@@ -92,6 +94,25 @@ RUN_OPTIONS: dict[str, Any] = {
 }
 
 
+def _show_defaults() -> None:
+    """Append each option's default, as `Settings` declares it, to its help text.
+
+    The options themselves default to None ("not given"), so that REFINE_KIT_* variables
+    apply; the help still says what applies when neither is set.
+    """
+    for name, annotated in RUN_OPTIONS.items():
+        value = default(name)
+        if value is None or name == "faults":
+            continue
+        if isinstance(value, bool):
+            value = "yes" if value else "no"
+        info = annotated.__metadata__[0]
+        info.help = f"{info.help} [default: {value}]"
+
+
+_show_defaults()
+
+
 def _with_run_options(command: Callable[..., None]) -> Callable[..., None]:
     """Append every run option to a command's signature; Typer builds the CLI from it."""
     signature = inspect.signature(command)
@@ -151,6 +172,7 @@ def serve(
     ] = "openai",
 ) -> None:
     """Serve the offline model over HTTP as an OpenAI-compatible endpoint."""
+    from refine_kit.offline.faults import FaultPlan
     from refine_kit.offline.server import OfflineServer
 
     try:
@@ -206,6 +228,9 @@ def read_topics_file(path: Path) -> list[str]:
 def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
     if not topics:
         _fail("topics: none given; pass topics as arguments or with --file")
+    from refine_kit import api
+    from refine_kit.offline.faults import FaultPlan
+
     if settings.get("faults"):
         try:
             settings["faults"] = FaultPlan.from_env(settings["faults"])
@@ -235,6 +260,8 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
             bar.stop()
             _fail(str(exc))
     out.print(results_table(result))
+    for line in failure_lines(result):
+        out.print(line)
     out.print(
         f"{len(result.succeeded)} succeeded, {len(result.failed)} failed in "
         f"{result.seconds:.1f} s; files in {plain(result.output_dir)}"
@@ -245,39 +272,32 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
 
 
 def results_table(result: BatchResult) -> Table:
-    """One row per topic: the numbers a user checks first."""
-    table = Table(title="refine_kit results")
-    columns = ("Topic", "Status", "Score", "Iterations", "Stop", "Requests", "Tokens", "Seconds")
-    for column in columns:
-        table.add_column(
-            column, justify="left" if column in ("Topic", "Status", "Stop") else "right"
-        )
+    """One row per topic, the numbers a user checks first; it reads at 80 columns."""
+    table = Table(title="refine_kit results", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("Topic", ratio=1, min_width=16, overflow="fold")
+    for column in ("Status", "Score", "Revisions", "Stop", "Requests", "Seconds"):
+        table.add_column(column, justify="left" if column in ("Status", "Stop") else "right")
     for o in result.outcomes:
         r = o.result
         if r is None:
-            spent = o.accounting
-            table.add_row(
-                plain(o.topic),
-                f"[red]failed[/]: {plain(o.error or '')}",
-                "",
-                "",
-                "",
-                str(spent.requests_sent),
-                str(spent.tokens_used),
-                "",
-            )
+            spent = o.accounting.requests_sent
+            table.add_row(plain(o.topic), "[red]failed[/]", "", "", "", str(spent), "")
             continue
         table.add_row(
             plain(o.topic),
-            "[green]ok[/]" + (" (cached)" if o.from_cache else ""),
+            "cached" if o.from_cache else "[green]ok[/]",
             str(r.score),
             str(len(r.iterations) - 1),
-            r.stop_reason,
+            "threshold" if r.stop_reason == "threshold" else "max revs",
             str(r.requests_sent),
-            str(r.usage.total_tokens),
-            f"{r.seconds:.1f}",
+            "cached" if o.from_cache else f"{r.seconds:.1f}",
         )
     return table
+
+
+def failure_lines(result: BatchResult) -> list[str]:
+    """One line per failed topic: its name and the error, as plain text."""
+    return [f"[red]failed[/] {plain(o.topic)}: {plain(o.error or '')}" for o in result.failed]
 
 
 def accounting_line(acc: Accounting) -> str:

@@ -1,13 +1,13 @@
 """The kit's own errors: what went wrong, in words a user can act on.
 
-Errors no retry can mend are `PermanentError`s: they are also Flyte's
-`NonRecoverableError`, so a task that raises one is not retried (a retry would only repeat
-requests the client already made), and they keep their own class name in Flyte's reports.
+Errors no retry can mend are `PermanentError`s: the task that meets one hands it to Flyte
+as a `NonRecoverableError` under its own class name (see `tasks.py`), so it is not retried
+(a retry would only repeat requests the client already made). This module imports nothing
+heavy, so settings and the CLI load fast.
 """
 
 from __future__ import annotations
 
-from flyte.errors import NonRecoverableError
 from pydantic import ValidationError
 
 
@@ -31,11 +31,8 @@ class ConfigError(RefineKitError, ValueError):
         return cls("; ".join(lines))
 
 
-class PermanentError(RefineKitError, NonRecoverableError):
+class PermanentError(RefineKitError):
     """A failure that no retry at any layer can mend; the task is not retried."""
-
-    def __init__(self, message: str) -> None:
-        NonRecoverableError.__init__(self, message, code=type(self).__name__)
 
 
 class LLMOutputError(PermanentError):

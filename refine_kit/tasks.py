@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
 
@@ -18,7 +20,7 @@ from flyte.errors import NonRecoverableError
 from refine_kit import accounting, context, outputs, progress, replay
 from refine_kit.cache import cache_policy, cache_version
 from refine_kit.envs import driver_env, llm_env
-from refine_kit.errors import ConfigError
+from refine_kit.errors import ConfigError, PermanentError
 from refine_kit.models import (
     Accounting,
     BatchResult,
@@ -74,7 +76,7 @@ async def refine_report(
 
     run_name = context.run_name()
     work = topic_work_key(topic, max_iterations, quality_threshold, config)
-    async with context.topic(config, work) as ctx:
+    async with context.topic(config, work) as ctx, permanent_failures_not_retried():
         with flyte.group("round-0-draft"):
             progress.publish(topic, "step", step="draft", iteration=0)
             first = await generate_initial_draft(topic)
@@ -229,6 +231,19 @@ async def report_batch_pipeline(
         settings=batch.settings,
     )
     return batch.model_copy(update={"manifest": str(manifest)})
+
+
+@asynccontextmanager
+async def permanent_failures_not_retried() -> AsyncIterator[None]:
+    """Hand a `PermanentError` to Flyte as `NonRecoverableError`, keeping its class name.
+
+    Its layer already spent the retry budget (or no retry can help), so a task retry
+    would only repeat the same requests.
+    """
+    try:
+        yield
+    except PermanentError as exc:
+        raise NonRecoverableError(str(exc), code=type(exc).__name__) from None
 
 
 def configured_refine_task(options: RunOptions) -> flyte.TaskTemplate:

@@ -2,7 +2,7 @@
 # Set up, lint (code and notebooks), then run every test and every notebook.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh full
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy
