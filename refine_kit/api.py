@@ -9,12 +9,14 @@ from __future__ import annotations
 import re
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import flyte
+from filelock import FileLock, Timeout
 
 from refine_kit import cluster as clusters
 from refine_kit import endpoint, outputs, progress, replay
@@ -97,8 +99,30 @@ def submit_batch(
     # Before the first call, say where the calls will go (and so what they may cost).
     where = f"{len(clean)} topic{'s' if len(clean) != 1 else ''} on {options.llm.describe()}"
     print(f"refine_kit: {where}", file=sys.stderr, flush=True)
+    lock: FileLock | None = None
     if not remote:
-        replay.check_store(Path(resolved.output_dir) / CHECKPOINT_FILE)  # damaged: fail here
+        folder = Path(resolved.output_dir)
+        _check_writable(folder)
+        lock = _claim(folder)
+    try:
+        if not remote:
+            # A damaged store fails here, before any call (with fresh=True it is set aside).
+            replay.check_store(folder / CHECKPOINT_FILE, fresh=resolved.fresh)
+        return _submit(clean, resolved, options, on_progress, dry_run)
+    finally:
+        if lock is not None:
+            lock.release()  # a local run has finished by now
+
+
+def _submit(
+    clean: list[str],
+    resolved: Settings,
+    options: RunOptions,
+    on_progress: progress.Listener | None,
+    dry_run: bool,
+) -> Submission:
+    remote = resolved.cluster is not None
+    if not remote:
         init_flyte(resolved.verbose)
     elif dry_run:
         # A config file is read as for a real run (Flyte connects lazily); "auto" may find
@@ -238,6 +262,36 @@ def reset(output_dir: str | Path | None = None) -> None:
 
     offline_stats.reset()
     endpoint.forget()
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before any call when the output folder cannot be written, saying why."""
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"output_dir: {folder} is a file; give a folder for the results")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"output_dir: cannot write to {folder} ({exc.strerror or exc}); choose a writable "
+            "folder with output_dir= (--output-dir)"
+        ) from None
+
+
+def _claim(folder: Path) -> FileLock:
+    """One batch at a time per output folder: a second one would mix their manifests."""
+    mark = folder / CHECKPOINT_FILE.parent
+    mark.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(mark / "batch.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise ConfigError(
+            f"output_dir: another batch is writing to {folder} right now; wait for it to "
+            "finish, or choose another folder with output_dir= (--output-dir)"
+        ) from None
+    return lock
 
 
 def _setting_arguments(arguments: dict[str, Any]) -> dict[str, Any]:

@@ -7,10 +7,11 @@ table, so this module only maps options onto `Settings` and results onto a table
 from __future__ import annotations
 
 import contextlib
+import errno
 import inspect
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, get_type_hints
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, get_type_hints
 
 import typer
 from pydantic import ValidationError
@@ -19,7 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from refine_kit.errors import ConfigError
+from refine_kit.errors import ConfigError, RefineKitError
 from refine_kit.redaction import plain
 from refine_kit.settings import Backend, default
 
@@ -182,6 +183,9 @@ def serve(
         )
     except (ValidationError, ValueError) as exc:
         _fail(f"serve: {exc}")
+    except OSError as exc:
+        reason = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc})"
+        _fail(f"serve: port {port} on {host} {reason}; pick another with --port (0: any free)")
     # On stdout, flushed: scripts and tests read the URL from the first line.
     print(f"refine_kit offline server on {server.base_url} (Ctrl-C to stop)", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
@@ -219,9 +223,15 @@ def deploy(
 def read_topics_file(path: Path) -> list[str]:
     """One topic per line; blank lines and lines starting with '#' are skipped."""
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # utf-8-sig: a byte-order mark (Windows editors write one) is not part of a topic.
+        lines = path.read_text(encoding="utf-8-sig").splitlines()
     except OSError as exc:
         _fail(f"--file: cannot read {path}: {exc.strerror}")
+    except UnicodeDecodeError as exc:
+        _fail(
+            f"--file: {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at position "
+            f"{exc.start}); save it as UTF-8 and run again"
+        )
     return [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
 
 
@@ -256,7 +266,7 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
 
         try:
             result = api.refine_batch(topics, on_progress=on_progress, **settings)
-        except ConfigError as exc:
+        except RefineKitError as exc:  # bad input, a damaged store: nothing was run
             bar.stop()
             _fail(str(exc))
     out.print(results_table(result))
@@ -318,8 +328,8 @@ def _score(event: ProgressEvent) -> str:
     return f": {plain(event.message)}" if event.message else ""
 
 
-def _fail(message: str) -> None:
-    err.print(f"[red]error:[/] {plain(message)}")
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/] {plain(message)}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 

@@ -15,6 +15,7 @@ can reach it. A run opens its store when it starts and closes it when it ends (`
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import json
@@ -54,9 +55,11 @@ class CheckpointStore:
             )
             self._check_and_prepare()
         except sqlite3.DatabaseError as exc:
+            with contextlib.suppress(Exception):
+                self._db.close()
             raise CheckpointStoreError(
-                f"checkpoint store {self.path} is unreadable ({exc}); delete it or start with "
-                "fresh=True (--fresh) to pay for every call again"
+                f"checkpoint store {self.path} is unreadable ({exc}); start with fresh=True "
+                "(--fresh), which sets it aside and pays for every call again, or delete it"
             ) from None
 
     def _check_and_prepare(self) -> None:
@@ -107,9 +110,22 @@ class CheckpointStore:
             self._db.close()
 
 
-def check_store(path: Path) -> None:
-    """Open the store at `path` once and close it: a damaged file is reported before any call."""
-    CheckpointStore(path).close()
+def check_store(path: Path, *, fresh: bool = False) -> None:
+    """Open the store at `path` once and close it: a damaged file is reported before any call.
+
+    With `fresh` (nothing will be replayed anyway) a damaged file is renamed aside, kept for
+    inspection, and a new store starts in its place.
+    """
+    try:
+        CheckpointStore(path).close()
+    except CheckpointStoreError:
+        if not fresh:
+            raise
+        aside = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%d-%H%M%S')}")
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                Path(f"{path}{suffix}").rename(f"{aside}{suffix}")
+        CheckpointStore(path).close()
 
 
 def work_key(*parts: Any) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from refine_kit import endpoint
 from refine_kit.endpoint import API_KEY_ENV
@@ -261,6 +261,10 @@ def load_settings(settings: Settings | None = None, **overrides: Any) -> Setting
         return Settings(**{**base, **given})
     except ValidationError as exc:
         raise ConfigError.from_validation(exc) from None
+    except SettingsError as exc:  # an environment variable that is not even JSON
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"REFINE_KIT_{field.group(1).upper()}" if field else "REFINE_KIT_* variable"
+        raise ConfigError(f"{name}: not valid JSON ({exc.__cause__ or exc})") from None
 
 
 def validate_topics(topics: Sequence[str]) -> list[str]:

@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -173,24 +174,30 @@ async def report_batch_pipeline(
     root = Path(options.output_dir) if options.output_dir else None
     this_run = context.run_name()
 
+    def failed(topic: str, error: str, spent: Accounting) -> TopicOutcome:
+        folder = None
+        if root:
+            with contextlib.suppress(OSError):  # a full disk: the manifest still says why
+                folder = str(outputs.write_failure_record(topic, error, root, spent))
+        progress.publish(topic, "failed", message=error)
+        return TopicOutcome(topic=topic, status="failed", error=error, folder=folder, spent=spent)
+
     async def one(topic: str) -> TopicOutcome:
         async with gate:
             progress.publish(topic, "started")
             try:
                 result = await task(topic, max_iterations, quality_threshold, options.llm)
             except Exception as exc:  # noqa: BLE001 - one topic's failure must not stop the rest
-                error = describe_error(exc)
                 spent = _spent(topic, max_iterations, quality_threshold, options)
-                folder = None
-                if root:
-                    folder = str(outputs.write_failure_record(topic, error, root, spent))
-                progress.publish(topic, "failed", message=error)
-                return TopicOutcome(
-                    topic=topic, status="failed", error=error, folder=folder, spent=spent
-                )
+                return failed(topic, describe_error(exc), spent)
         from_cache = result.run_name != this_run
         result = accounting.price(result, from_cache, options.prices)
-        folder = await format_outputs(result, str(root)) if root else None
+        try:
+            folder = await format_outputs(result, str(root)) if root else None
+        except Exception as exc:  # noqa: BLE001 - a full disk fails this topic, not the batch
+            return failed(
+                topic, f"could not write its files: {describe_error(exc)}", result.accounting
+            )
         progress.publish(topic, "succeeded", score=result.score)
         return TopicOutcome(
             topic=topic, status="succeeded", result=result, folder=folder, from_cache=from_cache
