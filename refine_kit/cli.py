@@ -193,6 +193,36 @@ def serve(
 
 
 @app.command()
+def lab(
+    port: Annotated[int, typer.Option(help="Port for JupyterLab")] = 8888,
+    browser: Annotated[
+        bool, typer.Option("--browser/--no-browser", help="Open a browser tab")
+    ] = True,
+) -> None:
+    """Start JupyterLab on the tutorial notebooks (works as root, in containers too)."""
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    from refine_kit.notebook_job import NOTEBOOKS_DIR
+
+    if importlib.util.find_spec("jupyterlab") is None:
+        _fail(
+            "lab: JupyterLab is not installed here; install the notebook extras: "
+            "pip install -e '.[notebooks]' (or: bash scripts/setup.sh full)"
+        )
+    if not NOTEBOOKS_DIR.is_dir():
+        _fail(f"lab: no notebooks folder at {NOTEBOOKS_DIR}; run this from a clone of the kit")
+    command = [sys.executable, "-m", "jupyter", "lab", f"--notebook-dir={NOTEBOOKS_DIR}"]
+    command += [f"--port={port}"] + ([] if browser else ["--no-browser"])
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        command.append("--allow-root")  # containers and cloud VMs often run as root
+    with contextlib.suppress(KeyboardInterrupt):
+        raise typer.Exit(subprocess.call(command))
+
+
+@app.command()
 def deploy(
     config: Annotated[
         str | None,
@@ -271,12 +301,14 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
             _fail(str(exc))
     out.print(results_table(result))
     for line in failure_lines(result):
-        out.print(line)
+        out.print(line, soft_wrap=True)
+    # Whole lines (soft_wrap): the terminal wraps them; copied text stays one line.
     out.print(
         f"{len(result.succeeded)} succeeded, {len(result.failed)} failed in "
-        f"{result.seconds:.1f} s; files in {plain(result.output_dir)}"
+        f"{result.seconds:.1f} s; files in {plain(result.output_dir)}",
+        soft_wrap=True,
     )
-    out.print(accounting_line(result.accounting))
+    out.print(accounting_line(result.accounting), soft_wrap=True)
     if result.failed:
         raise typer.Exit(code=1)
 

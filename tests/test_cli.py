@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from refine_kit.cli import app
@@ -66,3 +67,36 @@ def test_a_failed_topic_makes_the_exit_status_non_zero(tmp_path: Path, monkeypat
     )
     assert result.exit_code == 1, result.output
     assert "1 succeeded, 1 failed" in result.output
+
+
+def test_lab_starts_jupyterlab_on_the_notebooks_even_as_root(tmp_path) -> None:
+    import os
+    import select
+    import socket
+    import subprocess
+    import sys
+
+    pytest.importorskip("jupyterlab")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path), "JUPYTER_CONFIG_DIR": str(tmp_path)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "refine_kit", "lab", "--no-browser", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    seen = []
+    try:
+        while True:
+            ready, _, _ = select.select([process.stdout], [], [], 60)
+            line = process.stdout.readline() if ready else ""
+            seen.append(line)
+            if not line or f"127.0.0.1:{port}/lab" in line:
+                break
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+    assert any(f"127.0.0.1:{port}/lab" in line for line in seen), "".join(seen)
