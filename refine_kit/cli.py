@@ -276,19 +276,23 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
             settings["faults"] = FaultPlan.from_env(settings["faults"])
         except ValidationError as exc:
             _fail(f"faults: {ConfigError.from_validation(exc)}")
+    steps = StepCount(len(topics))
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
+        TextColumn("LLM steps"),
         TimeElapsedColumn(),
         console=err,
         transient=True,
     ) as bar:
-        task = bar.add_task("Refining", total=len(topics))
+        task = bar.add_task("Refining", total=steps.total)
 
         def on_progress(event: ProgressEvent) -> None:
+            steps.see(event)
+            bar.update(task, completed=steps.done, total=steps.total)
             if event.kind in ("succeeded", "failed"):
-                bar.advance(task)
+                bar.refresh()  # the bar moves before the line about it is printed
                 mark = "[green]done[/]" if event.kind == "succeeded" else "[red]failed[/]"
                 bar.console.print(f"{mark} {plain(event.topic)}" + _score(event))
             elif event.kind == "step":
@@ -311,6 +315,32 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
     out.print(accounting_line(result.accounting), soft_wrap=True)
     if result.failed:
         raise typer.Exit(code=1)
+
+
+class StepCount:
+    """LLM steps finished out of those known so far, so the bar moves with the work.
+
+    A topic needs at least a draft, a critique and a summary; each revision it starts adds
+    a revision and its critique. Topics served from the cache finish all at once.
+    """
+
+    def __init__(self, topics: int) -> None:
+        self.total = 3 * topics
+        self.done = 0
+        self._started: dict[str, int] = {}
+
+    def see(self, event: ProgressEvent) -> None:
+        if event.kind == "step":
+            started = self._started.get(event.topic, 0)
+            if started:
+                self.done += 1  # the topic's previous step has finished
+            self._started[event.topic] = started + 1
+            if event.step == "revise":
+                self.total += 2
+        elif event.kind in ("succeeded", "failed"):
+            started = self._started.pop(event.topic, 0)
+            self.done += 3 if started == 0 else 1  # cached (all at once), or its last step
+            self.done = min(self.done, self.total)
 
 
 def results_table(result: BatchResult) -> Table:

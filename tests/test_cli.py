@@ -100,3 +100,20 @@ def test_lab_starts_jupyterlab_on_the_notebooks_even_as_root(tmp_path) -> None:
         process.terminate()
         process.wait(timeout=20)
     assert any(f"127.0.0.1:{port}/lab" in line for line in seen), "".join(seen)
+
+
+def test_the_progress_bar_counts_llm_steps_as_they_finish() -> None:
+    from refine_kit.cli import StepCount
+    from refine_kit.progress import ProgressEvent
+
+    steps = StepCount(topics=2)
+    seen = []
+    chain = ["draft", "critique", "revise", "critique", "summary"]
+    for step in chain:
+        steps.see(ProgressEvent(topic="A", kind="step", step=step))
+        seen.append((steps.done, steps.total))
+    steps.see(ProgressEvent(topic="A", kind="succeeded", score=8))
+    assert seen == [(0, 6), (1, 6), (2, 8), (3, 8), (4, 8)]
+    assert (steps.done, steps.total) == (5, 8)
+    steps.see(ProgressEvent(topic="B", kind="succeeded", score=8))  # from the cache
+    assert steps.done == steps.total == 8
