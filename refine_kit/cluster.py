@@ -123,6 +123,35 @@ def deployment_rows(deployments: list) -> list[dict[str, str]]:
     return rows
 
 
+#: The layer kinds `image_layers` names itself; any other layer keeps its Flyte class name.
+_LAYER_KINDS = {"PipPackages": "pip", "AptPackages": "apt", "CopyConfig": "copy"}
+
+
+def image_layers(env: flyte.TaskEnvironment) -> list[dict[str, Any]]:
+    """What an environment's image adds to its base image, one dict per layer, in build order.
+
+    `flyte.Image` is built with public methods (`with_pip_packages`, `with_source_folder`,
+    ...) but offers no public way to read them back, so this is the one place the kit does,
+    for the notebooks and tests. Each dict has a `kind`: "pip" and "apt" layers carry their
+    `packages` (a list of requirement strings); a "copy" layer (a file or folder copied into
+    the image) carries `src` (the local `Path`) and `dst` (its path in the image). Any other
+    layer is named by its Flyte class name and carries nothing else. The base image itself is
+    the public `env.image.base_image`.
+    """
+    layers: list[dict[str, Any]] = []
+    for layer in getattr(env.image, "_layers", ()):
+        name = type(layer).__name__
+        kind = _LAYER_KINDS.get(name, name)
+        entry: dict[str, Any] = {"kind": kind}
+        if kind in ("pip", "apt"):
+            entry["packages"] = list(getattr(layer, "packages", None) or ())
+        elif kind == "copy":
+            entry["src"] = Path(layer.src)
+            entry["dst"] = str(layer.dst)
+        layers.append(entry)
+    return layers
+
+
 def undeclared_dependencies(envs: tuple[flyte.TaskEnvironment, ...]) -> list[str]:
     """Tasks that call a task of another environment missing from their own `depends_on`.
 

@@ -5,20 +5,23 @@ IPython, matplotlib and ipywidgets come with the `notebooks` extra, so they are 
 inside the functions: the core package imports without them. Topics and reports are user
 or model text, so every value that reaches HTML is escaped (raw HTML in a report is shown
 as text, never run).
+
+One word for the drafts, everywhere: draft 0 is the *first draft*, and draft k (k >= 1) is
+*revision k*, so a result with n scored drafts wrote n - 1 revisions (`max_iterations` is
+the most revisions a run may write). The CLI counts the same way.
 """
 
 from __future__ import annotations
 
 import contextlib
-import difflib
 import html
-import re
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
 from markdown_it import MarkdownIt
 
+from refine_kit.diffs import diff_html
 from refine_kit.models import Accounting, BatchResult, RefineResult
 from refine_kit.progress import ProgressEvent
 
@@ -54,33 +57,106 @@ def _cell(value: object) -> str:
     return "" if value is None else html.escape(str(value))
 
 
+def draft_name(index: int) -> str:
+    """What the notebooks call draft `index`: "first draft" for 0, else "revision <index>"."""
+    return "first draft" if index == 0 else f"revision {index}"
+
+
+def _markdown() -> MarkdownIt:
+    """CommonMark with tables; raw HTML in the text is escaped, never rendered."""
+    return MarkdownIt("commonmark", {"html": False}).enable("table")
+
+
+def _stop_words(result: RefineResult) -> str:
+    if result.stop_reason == "threshold":
+        return f"reached the threshold ({result.quality_threshold})"
+    return f"no revision left (max_iterations={result.max_iterations})"
+
+
 def report_html(result: RefineResult) -> str:
     """The final report as HTML. Raw HTML inside the model's Markdown is escaped, not rendered."""
-    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(result.report)
+    body = _markdown().render(result.report)
     return (
         f"<p><b>{html.escape(result.topic)}</b>: score {result.score} "
-        f"(iteration {result.best_iteration}, stop: {html.escape(result.stop_reason)})</p>{body}"
+        f"({draft_name(result.best_iteration)}, stop: {html.escape(result.stop_reason)})</p>"
+        f"{body}"
     )
 
 
 def show_report(result: RefineResult) -> Any:
-    """Render the best report the way a reader would see it."""
+    """Render the best report the way a reader would see it (see also `framed_report`)."""
     return _html(report_html(result))
 
 
+#: How many levels a framed report's headings go down: its `#` title becomes an `<h4>`.
+DEMOTE_HEADINGS = 3
+
+
+def framed_report_html(result: RefineResult, *, summary: bool = True) -> str:
+    """The returned report inside a visible frame, as HTML.
+
+    The caption names the topic, the score and the draft the report came from; the
+    executive summary (unless `summary=False`) comes next, then the report. The report's
+    headings go down `DEMOTE_HEADINGS` levels (never below `<h6>`), so its `# Title` cannot
+    be mistaken for a section of the notebook around it. Raw HTML in the model's Markdown is
+    shown as text, never rendered.
+    """
+    revisions = len(result.iterations) - 1
+    origin = (
+        "the first draft"
+        if result.best_iteration == 0
+        else f"revision {result.best_iteration} of {revisions}"
+    )
+    caption = (
+        f"Report &middot; <b>{html.escape(result.topic)}</b> &middot; "
+        f"score {result.score}/10 &middot; {origin} &middot; "
+        f"stop: {html.escape(_stop_words(result))}"
+    )
+    intro = (
+        '<div style="padding:2px 0;border-bottom:1px solid #ddd"><p><i>Executive summary</i></p>'
+        f"{_demoted_html(result.summary)}</div>"
+        if summary and result.summary
+        else ""
+    )
+    body = _demoted_html(result.report)
+    return (
+        '<figure style="border:2px solid #8172B3;border-radius:6px;margin:8px 0;padding:0">'
+        '<figcaption style="background:#8172B3;color:#fff;padding:4px 12px;font-size:90%">'
+        f"{caption}</figcaption>"
+        f'<div style="padding:4px 14px 8px">{intro}{body}</div></figure>'
+    )
+
+
+def _demoted_html(markdown: str) -> str:
+    """Markdown as HTML, every heading `DEMOTE_HEADINGS` levels down (never below `<h6>`)."""
+    md = _markdown()
+    tokens = md.parse(markdown)
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(int(token.tag[1:]) + DEMOTE_HEADINGS, 6)}"
+    return md.renderer.render(tokens, md.options, {})
+
+
+def framed_report(result: RefineResult, *, summary: bool = True) -> Any:
+    """Show the returned report in a frame, headings demoted (see `framed_report_html`)."""
+    return _html(framed_report_html(result, summary=summary))
+
+
 def critique_table(result: RefineResult) -> Any:
-    """One row per scored draft: what the critic liked and what it asked to change."""
+    """One row per scored draft (the first draft, then each revision): what the critic liked
+    and what it asked to change."""
     rows = [
-        (it.index, it.score, it.words, c.strengths, c.improvements, c.summary)
+        (draft_name(it.index), it.score, it.words, c.strengths, c.improvements, c.summary)
         for it in result.iterations
         for c in [it.critique]
     ]
-    headers = ["iteration", "score", "words", "strengths", "improvements", "summary"]
+    headers = ["draft", "score", "words", "strengths", "improvements", "summary"]
     return _html(_table(headers, rows))
 
 
 def plot_scores(result: RefineResult) -> Any:
-    """Score by iteration against the threshold, with the returned (best) draft circled."""
+    """Score of each draft (0 = the first draft, k = revision k) against the threshold, with
+    the returned (best) draft circled."""
     import matplotlib.pyplot as plt
 
     xs = [it.index for it in result.iterations]
@@ -89,7 +165,7 @@ def plot_scores(result: RefineResult) -> Any:
     ax.axhline(result.quality_threshold, linestyle="--", color="grey", label="threshold")
     best = result.iterations[result.best_iteration]
     ax.plot([best.index], [best.score], "o", markersize=14, fillstyle="none", label="returned")
-    ax.set(xlabel="iteration (0 = first draft)", ylabel="score", ylim=(0, 10.5), xticks=xs)
+    ax.set(xlabel="revision (0 = the first draft)", ylabel="score", ylim=(0, 10.5), xticks=xs)
     ax.set_title(f"{result.topic[:60]}: stop = {result.stop_reason}")
     ax.legend(loc="lower right")
     fig.tight_layout()
@@ -97,9 +173,21 @@ def plot_scores(result: RefineResult) -> Any:
     return fig
 
 
+def _pair_title(a: int, b: int) -> str:
+    """The name of a comparison: "Revision 1 → 2", or "First draft → revision 1"."""
+    if a > 0 and b > 0:
+        return f"Revision {a} &rarr; {b}"
+    return f"{draft_name(a).capitalize()} &rarr; {draft_name(b)}"
+
+
 def revision_diff(result: RefineResult, a: int | None = None, b: int | None = None) -> Any:
-    """What the reviser changed between drafts `a` and `b` (default: each draft vs the one before
-    it), word by word: removed text struck through in red, added text in green."""
+    """What the reviser changed between drafts `a` and `b` (default: each revision against the
+    draft before it), word by word: removed text struck through in red, added text in green.
+
+    Each comparison is folded (an HTML `<details>` that opens on a click) behind a summary
+    line such as "Revision 1 → 2: +40 words, -12 words", and shows only the changed regions
+    with a little context: see `diff_html`.
+    """
     drafts: list[str] = list(getattr(result, "drafts", None) or [])
     if len(drafts) < 2:
         return _html(
@@ -109,33 +197,8 @@ def revision_diff(result: RefineResult, a: int | None = None, b: int | None = No
     pairs = (
         [(a, b)] if a is not None and b is not None else [(i - 1, i) for i in range(1, len(drafts))]
     )
-    parts = [diff_html(drafts[x], drafts[y], f"draft {x} &rarr; draft {y}") for x, y in pairs]
+    parts = [diff_html(drafts[x], drafts[y], _pair_title(x, y)) for x, y in pairs]
     return _html("".join(parts))
-
-
-def diff_html(old: str, new: str, title: str = "") -> str:
-    """An inline word-level diff of two texts as escaped HTML (`title` is trusted markup)."""
-    old_words, new_words = re.split(r"(\s+)", old), re.split(r"(\s+)", new)
-    out: list[str] = []
-    added = removed = 0
-    matcher = difflib.SequenceMatcher(a=old_words, b=new_words, autojunk=False)
-    for op, i1, i2, j1, j2 in matcher.get_opcodes():
-        if op in ("delete", "replace"):
-            removed += sum(1 for w in old_words[i1:i2] if w.strip())
-            out.append(f'<del style="color:#b00">{html.escape("".join(old_words[i1:i2]))}</del>')
-        if op in ("insert", "replace"):
-            added += sum(1 for w in new_words[j1:j2] if w.strip())
-            out.append(
-                '<ins style="color:#070;background:#efe">'
-                f"{html.escape(''.join(new_words[j1:j2]))}</ins>"
-            )
-        if op == "equal":
-            out.append(html.escape("".join(old_words[i1:i2])))
-    return (
-        f"<h4>{title} (+{added} / -{removed} words)</h4>"
-        '<div style="white-space:pre-wrap;font-family:monospace;font-size:85%">'
-        f"{''.join(out)}</div>"
-    )
 
 
 def accounting_table(result: RefineResult | BatchResult) -> Any:
@@ -289,7 +352,7 @@ class BatchProgress:
             if event.kind == "step":
                 row["done"] += 1
                 score = f" (score {event.score})" if event.score is not None else ""
-                row["status"] = f"{event.step} #{event.iteration}{score}"
+                row["status"] = _step_status(event) + score
             elif event.kind == "succeeded":
                 row.update(status="succeeded", done=self.steps)
             elif event.kind == "failed":
@@ -364,6 +427,19 @@ class BatchProgress:
                 else ("success" if row["status"] == "succeeded" else "")
             )
             label.value = html.escape(row["status"])
+
+
+def _step_status(event: ProgressEvent) -> str:
+    """A step event in the notebooks' words: "critique of revision 2", "writing revision 1"."""
+    if event.iteration is None:
+        return str(event.step)
+    name = draft_name(event.iteration)
+    return {
+        "draft": f"writing the {name}",
+        "critique": f"critique of {name}",
+        "revise": f"writing {name}",
+        "summary": f"summary of {name}",
+    }.get(str(event.step), f"{event.step} ({name})")
 
 
 def _widgets_available() -> bool:

@@ -6,7 +6,7 @@ Layout of a run folder::
         manifest.json                 # the batch: settings, counts, one line per topic
         <topic-folder>/
             report.md                 # the best draft, as Markdown
-            report.html               # the same, as a standalone web page
+            report.html               # the same as a web page, under a header (score, summary)
             summary.md                # the short summary under a heading
             record.json               # everything known about the topic; written LAST
 
@@ -39,6 +39,7 @@ from markdown_it import MarkdownIt
 from pydantic import BaseModel
 
 from refine_kit.models import Accounting, BatchResult, RefineResult, TopicOutcome
+from refine_kit.redaction import redact
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -212,7 +213,12 @@ blockquote { margin: 0; padding: 0 1em; color: #57606a; border-left: .25em solid
 table { border-collapse: collapse; margin: 1em 0; }
 th, td { border: 1px solid #d0d7de; padding: .4em .8em; text-align: left; }
 th { background: #f6f8fa; }
+header.run { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px; padding: 0 1rem; }
+header.run dl { display: grid; grid-template-columns: max-content 1fr; gap: .2em 1em; }
+header.run dt { font-weight: 600; } header.run dd { margin: 0; }
 """
+# The page shows model output, so it may load nothing at all: no scripts, fonts or remote images.
+_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
 
 
 @lru_cache(maxsize=1)
@@ -222,32 +228,49 @@ def _markdown() -> MarkdownIt:
     The ``commonmark`` preset allows raw HTML by default; a report is LLM output, so it is
     untrusted and any ``<script>`` in it must come out as visible text, not as markup.
     markdown-it also refuses ``javascript:``/``vbscript:``/``file:`` link targets itself.
+    No images either (``![alt](url)`` reads as "!" and a link): a report must fetch nothing.
     """
-    return MarkdownIt("commonmark", {"html": False}).enable("table")
+    return MarkdownIt("commonmark", {"html": False}).enable("table").disable("image")
 
 
-def render_html(markdown_text: str, title: str) -> str:
+def _header_html(result: RefineResult, written_at: str) -> str:
+    """What a reader needs before the report: the topic, how good, which model, when, in short."""
+    stop = f"threshold ({result.quality_threshold})"
+    if result.stop_reason != "threshold":
+        stop = f"max iterations ({result.max_iterations})"
+    model = f"{result.model}, {result.backend} back-end"
+    if result.endpoint and result.endpoint != result.backend:
+        model += f", {redact(result.endpoint)}"  # a URL may carry credentials
+    if result.backend == "offline":
+        model += " (a deterministic stand-in, not an LLM)"
+    score = f"{result.score}/10, stopped at {stop}"
+    facts = (("Topic", result.topic), ("Score", score), ("Model", model))
+    dl = "".join(f"<dt>{k}</dt><dd>{html.escape(v)}</dd>\n" for k, v in facts)
+    date = html.escape(written_at)
+    dl += f'<dt>Written</dt><dd><time datetime="{date}">{date}</time> (UTC)</dd>\n'
+    # The summary is model output too, so it is rendered just as safely as the report.
+    summary = "<h2>Executive summary</h2>\n" + _markdown().render(result.summary)
+    return f'<header class="run">\n<dl>\n{dl}</dl>\n{summary}</header>\n'
+
+
+def render_html(
+    markdown_text: str, title: str, *, result: RefineResult | None = None, written_at: str = ""
+) -> str:
     """Render a Markdown report as a complete, standalone HTML5 page (no external assets).
 
-    The page opens straight from disk in any browser or notebook: UTF-8 charset, an escaped
-    ``<title>``, and a small inline stylesheet for readable type and tables.
+    It opens straight from disk: UTF-8, an escaped ``<title>``, inline styles, and a CSP that
+    lets it load nothing, as the report is untrusted model output. Given the `result`, a header
+    above the report's ``<article>`` shows its topic, score, model, date and summary.
     """
-    body = _markdown().render(markdown_text)
+    header = _header_html(result, written_at or _now_iso()) if result else ""
     return (
-        "<!DOCTYPE html>\n"
-        '<html lang="en">\n'
-        "<head>\n"
-        '<meta charset="utf-8">\n'
+        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
         '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
         f"<title>{html.escape(title)}</title>\n"
-        f"<style>\n{_CSS}</style>\n"
-        "</head>\n"
-        "<body>\n"
-        '<main class="report">\n'
-        f"{body}"
-        "</main>\n"
-        "</body>\n"
-        "</html>\n"
+        f"<style>\n{_CSS}</style>\n</head>\n<body>\n<main>\n{header}"
+        f'<article class="report">\n{_markdown().render(markdown_text)}</article>\n'
+        "</main>\n</body>\n</html>\n"
     )
 
 
@@ -275,16 +298,17 @@ def write_topic_outputs(result: RefineResult, root: Path) -> Path:
     at every instant, a record saying "succeeded" vouches for the files beside it.
     """
     folder = Path(root) / topic_folder_name(result.topic)
+    written_at = _now_iso()  # one instant, shown in report.html and kept in record.json
     summary_md = f"# Summary: {_one_line(result.topic)}\n\n{_with_final_newline(result.summary)}"
     contents = {
         REPORT_MD: _with_final_newline(result.report),
         SUMMARY_MD: summary_md,
-        REPORT_HTML: render_html(result.report, title=result.topic),
+        REPORT_HTML: render_html(result.report, result.topic, result=result, written_at=written_at),
     }
     record: dict[str, Any] = result.model_dump(mode="json")
     record["status"] = "succeeded"
     record["files"] = list(TOPIC_FILES)
-    record["written_at"] = _now_iso()
+    record["written_at"] = written_at
     record_text = _json_text(record)
 
     folder.mkdir(parents=True, exist_ok=True)

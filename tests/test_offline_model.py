@@ -15,7 +15,8 @@ import pytest
 from refine_kit import prompts as P
 from refine_kit.models import Critique
 from refine_kit.offline.model import OfflineCompletion, OfflineModel, count_tokens
-from refine_kit.offline.phrases import NEXT_STEPS
+from refine_kit.offline.phrases import NEXT_STEPS, OFFLINE_NOTICE
+from refine_kit.offline.topic import topic_is_plural
 from refine_kit.settings import OFFLINE_MODEL
 
 MODEL = OfflineModel()
@@ -438,8 +439,10 @@ MARKERS = re.compile(r"\[REVISED\]|(?i:revision \d|offline)|<<<|>>>|REPORT|\{|\}
 
 
 def test_no_marker_text_in_any_output(runs) -> None:
+    # The one visible offline notice is meant to be there (see the tests below); nothing else is.
     for drafts, critiques in runs.values():
         for text in [*drafts, summarise(drafts[-1])]:
+            text = text.replace(OFFLINE_NOTICE, "", 1)
             assert not MARKERS.search(text), MARKERS.search(text)
         for verdict in critiques:
             assert not re.search(r"<<<|>>>|offline", verdict.model_dump_json(), re.I)
@@ -480,3 +483,141 @@ def test_a_full_topic_is_fast() -> None:
         summarise(drafts[-1])
     per_topic = (time.process_time() - start) / len(TOPICS)
     assert per_topic < 0.05, f"{per_topic * 1000:.1f} ms per topic"  # generous: CI machines vary
+
+
+# ---------------------------------------------------------------------------------------------
+# The topic as the user typed it: casing and grammatical number.
+
+CASED_TOPICS = {
+    # topic: spellings that must never appear (a name lower-cased, a deliberate case undone)
+    "Python packaging for data teams": ("python packaging",),
+    "Kubernetes cost control": ("kubernetes",),
+    "iPhone repair economics": ("IPhone", "iphone"),
+    "eBPF observability": ("EBPF", "Ebpf", "ebpf"),
+    "macOS fleet management": ("MacOS", "macos"),
+}
+
+
+def every_text(topic: str, revisions: int = 3) -> list[str]:
+    """Everything the model writes on a topic: drafts, revisions, critiques and the summary."""
+    drafts, critiques = refine(topic, revisions)
+    asks = [i for c in critiques for i in [*c.improvements, *c.strengths, c.summary]]
+    return [*drafts, summarise(drafts[-1]), *asks]
+
+
+@pytest.mark.parametrize("topic", list(CASED_TOPICS))
+def test_the_topic_keeps_the_users_casing(topic: str) -> None:
+    texts = every_text(topic)
+    for text in texts:
+        for wrong in CASED_TOPICS[topic]:
+            assert not re.search(rf"\b{wrong}\b", text), (wrong, text[:200])
+    assert all(topic in text for text in texts[:4]), "drafts name the topic exactly as typed"
+
+
+def test_a_lower_case_topic_is_capitalised_only_at_a_sentence_start() -> None:
+    topic = "urban beekeeping"
+    texts = every_text(topic)
+    joined = "\n".join(t.replace(OFFLINE_NOTICE, "") for t in texts)
+    sentence_start = r"(?:^|^#+ |[.!?] )"
+    assert not re.search(sentence_start + topic, joined, re.M), "a sentence starts lower-case"
+    assert re.search(sentence_start + "Urban beekeeping", joined, re.M)
+    assert not re.search(r"[a-z,:] Urban beekeeping", joined), "mid-sentence it stays as typed"
+    assert re.search(r"[a-z,:] urban beekeeping", joined)
+
+
+def test_function_words_and_deliberate_casing_at_sentence_starts() -> None:
+    the = "\n".join(every_text("The impact of artificial intelligence on healthcare diagnostics"))
+    assert "This report examines the impact of artificial intelligence" in the  # the summary
+    assert not re.search(r"[a-z,:] The impact of artificial", the)
+    iphone = draft("iPhone repair economics")
+    assert re.search(r"^iPhone repair economics (?:is|has)\b", iphone, re.M), "never IPhone"
+
+
+@pytest.mark.parametrize(
+    ("topic", "plural"),
+    [
+        ("Heat pumps in cold climates", True),
+        ("Microplastics in drinking water", True),
+        ("Four-day work weeks", True),
+        ("Urban beekeeping", False),
+        ("Open-source software in public administration", False),
+    ],
+)
+def test_agreement_follows_the_topics_number(topic: str, plural: bool) -> None:
+    drafts, critiques = refine(topic, revisions=3)
+    engaging = revise(drafts[-1], ["Make the tone more engaging for executives."])
+    texts = [*drafts, engaging, *(i for c in critiques for i in c.improvements)]
+    # Each sentence whose verb or pronoun agrees with the topic, and the form it must take.
+    checks = [
+        (rf"{re.escape(topic)} (is|are) easy to discuss", "are" if plural else "is"),
+        (rf"{re.escape(topic)} (matters|matter) now", "matter" if plural else "matters"),
+        (r"what (it involves|they involve), how", "they involve" if plural else "it involves"),
+        (r"what problem (it is|they are) meant", "they are" if plural else "it is"),
+    ]
+    seen = 0
+    for text in texts:
+        for pattern, wanted in checks:
+            for found in re.findall(pattern, text):
+                seen += 1
+                assert found == wanted, (topic, pattern, found)
+    assert seen >= 2, f"{topic}: too few agreeing sentences to judge"
+
+
+def test_the_head_noun_heuristic() -> None:
+    plural = ["Heat pumps in cold climates", "Microplastics in drinking water",
+              "Four-day work weeks", "Remote work policies for small engineering teams",
+              "LLMs in customer support", "Risk and compliance", "Data pipelines"]  # fmt: skip
+    singular = ["Urban beekeeping", "Open-source software in public administration",
+                "iPhone repair economics", "Kubernetes cost control", "Kubernetes",
+                "AI in education", "eBPF observability", "macOS", "AWS cost control",
+                "Onboarding new employees",
+                "Microservices versus monoliths", "How teams adopt AI", "Analytics for retail",
+                "The impact of artificial intelligence on healthcare diagnostics"]  # fmt: skip
+    assert [t for t in plural if not topic_is_plural(t)] == []
+    assert [t for t in singular if topic_is_plural(t)] == []
+
+
+# ---------------------------------------------------------------------------------------------
+# The offline notice: every draft, revision and summary says who wrote it, exactly once.
+
+
+@pytest.mark.parametrize("topic", [*CHAIN_TOPICS[:3], "iPhone repair economics"])
+def test_the_offline_notice_is_in_every_draft_and_summary_exactly_once(topic: str) -> None:
+    drafts, _ = refine(topic, revisions=3)
+    assert len(drafts) == 4
+    for report in drafts:
+        assert report.count(OFFLINE_NOTICE) == 1
+        assert report.split("\n\n")[1] == OFFLINE_NOTICE, "the line under the title"
+    summary = summarise(drafts[-1])
+    assert summary.count(OFFLINE_NOTICE) == 1
+    assert summary.endswith("\n" + OFFLINE_NOTICE)
+    assert "offline" not in summary.replace(OFFLINE_NOTICE, "")
+
+
+def test_the_notice_does_not_change_the_critique() -> None:
+    for topic in ("Urban beekeeping", "Four-day work weeks", "Kubernetes cost control"):
+        drafts, _ = refine(topic, revisions=2)
+        for report in drafts:
+            without = report.replace(OFFLINE_NOTICE + "\n\n", "")
+            assert OFFLINE_NOTICE not in without
+            assert critique(without) == critique(report)
+
+
+def test_the_reviser_keeps_one_notice_wherever_it_was() -> None:
+    report = draft("Urban beekeeping")
+    improvements = critique(report).improvements
+    moved = report.replace(OFFLINE_NOTICE + "\n\n", "") + "\n\n" + OFFLINE_NOTICE
+    doubled = report.replace(OFFLINE_NOTICE, OFFLINE_NOTICE + "\n\n" + OFFLINE_NOTICE)
+    expected = revise(report, improvements)
+    for variant in (moved, doubled):
+        assert revise(variant, improvements) == expected
+    # A report from elsewhere gets no notice: only text the offline model drafted says so.
+    person = "# Bees\n\n" + "Bees are interesting. " * 30 + "\n\n## Hives\n\nSome text."
+    assert OFFLINE_NOTICE not in revise(person, ["Add a conclusion"])
+
+
+@pytest.mark.parametrize("topic", [*CASED_TOPICS, "Heat pumps in cold climates"])
+def test_scores_still_rise_for_new_topics(topic: str) -> None:
+    _, critiques = refine(topic)
+    scores = [c.score for c in critiques]
+    assert scores == sorted(scores) and 4 <= scores[0] <= 6 and scores[-1] >= 9, scores

@@ -6,7 +6,7 @@ import hashlib
 import json
 import os
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -302,6 +302,66 @@ def test_html_escapes_raw_html_and_bad_links() -> None:
     assert 'href="javascript:' not in page
 
 
+CSP = (
+    '<meta http-equiv="Content-Security-Policy" '
+    "content=\"default-src 'none'; style-src 'unsafe-inline'; img-src data:\">"
+)
+HOSTILE = (
+    "# Report\n\n<script>alert(1)</script>\n\n"
+    "Look: <img src=http://evil.example/track.png> and ![chart](http://evil.example/chart.png).\n\n"
+    '<img src="https://evil.example/a.png">\n\n<iframe src="http://evil.example"></iframe>\n'
+)
+
+
+def test_html_loads_nothing_from_outside() -> None:
+    page = render_html(REPORT, title="t")
+    # The policy comes before anything it governs: right after the charset.
+    assert page.index(CSP) == page.index('<meta charset="utf-8">') + len('<meta charset="utf-8">\n')
+    assert page.count(CSP) == 1
+
+
+def test_html_escapes_scripts_and_remote_images_from_a_hostile_report() -> None:
+    result = make_result(
+        report=HOSTILE,
+        summary="Fine. <script>alert(2)</script> ![x](http://evil.example/s.png)",
+        topic="<b>Bold</b> topic",
+        model='<img src="http://evil.example/m.png">',
+    )
+    page = render_html(result.report, result.topic, result=result, written_at="2025-01-31T12:00")
+    assert "<script" not in page and "<img" not in page and "<iframe" not in page
+    assert page.count("&lt;script&gt;") == 2  # shown as text, in the report and the summary
+    assert "&lt;img src=http://evil.example/track.png&gt;" in page
+    assert not re.search(r"<[a-z]+[^>]*\ssrc=", page), "no element may load a source"
+    assert "<b>" not in page and "&lt;b&gt;Bold&lt;/b&gt; topic" in page
+
+
+def test_html_header_shows_topic_score_model_date_and_summary(tmp_path: Path) -> None:
+    result = make_result(endpoint="https://user:secret@llm.example/v1", backend="openai")
+    folder = write_topic_outputs(result, tmp_path)
+    page = (folder / "report.html").read_text(encoding="utf-8")
+    written = read_record(folder)["written_at"]
+    header = page.split('<header class="run">', 1)[1].split("</header>", 1)[0]
+    assert "<dd>Heat pumps in cold climates</dd>" in header
+    assert "<dd>8/10, stopped at threshold (8)</dd>" in header
+    assert "offline-echo, openai back-end, https://***@llm.example/v1" in header
+    assert "secret" not in page
+    assert f'<time datetime="{written}">{written}</time> (UTC)' in header
+    assert datetime.fromisoformat(written).utcoffset() == timedelta(0)
+    assert "Executive summary" in header
+    assert "<p>Heat pumps now work well even in cold climates.</p>" in header
+    # The report follows in its own article, after the header.
+    article = page.split('<article class="report">', 1)[1].split("</article>", 1)[0]
+    assert "<h1>Heat Pumps in Cold Climates</h1>" in article and "Executive" not in article
+    assert page.index("</header>") < page.index('<article class="report">')
+
+
+def test_html_header_says_when_the_iteration_limit_stopped_the_run() -> None:
+    result = make_result(score=6, stop_reason="max_iterations", endpoint="offline")
+    page = render_html(result.report, result.topic, result=result, written_at="2025-01-31")
+    assert "<dd>6/10, stopped at max iterations (3)</dd>" in page
+    assert "offline-echo, offline back-end (a deterministic stand-in, not an LLM)" in page
+
+
 # --------------------------------------------------------------------------------------------
 # write_topic_outputs / write_failure_record / read_record
 # --------------------------------------------------------------------------------------------
@@ -318,11 +378,10 @@ def test_write_topic_outputs_writes_all_four_files(tmp_path: Path) -> None:
         "# Summary: Heat pumps in cold climates\n\n"
         "Heat pumps now work well even in cold climates.\n"
     )
-    assert (folder / "report.html").read_text(encoding="utf-8") == render_html(
-        REPORT, title=result.topic
-    )
-
     record = read_record(folder)
+    assert (folder / "report.html").read_text(encoding="utf-8") == render_html(
+        REPORT, title=result.topic, result=result, written_at=record["written_at"]
+    )
     assert record["status"] == "succeeded"
     assert set(record["files"]) == {"report.md", "report.html", "summary.md"}
     assert RefineResult.model_validate(record) == result  # the record round-trips

@@ -70,30 +70,44 @@ def test_transient_http_faults_are_absorbed_by_the_client(tmp_path: Path, model_
 
 
 def test_slow_responses_time_out_and_are_retried(tmp_path: Path, model_stats) -> None:
+    # Enough calls that some are slow whatever the text, and a budget that absorbs them.
     plan = FaultPlan(rate=0.25, kinds=("slow",), slow_seconds=5, seed=2)
-    result = refine_kit.refine(
-        "Timeouts: coastal erosion", output_dir=tmp_path, faults=plan, request_timeout=0.05, **FAST
+    topics = [f"Timeouts {i}: coastal erosion" for i in range(4)]
+    batch = refine_kit.refine_batch(
+        topics,
+        output_dir=tmp_path,
+        faults=plan,
+        request_timeout=0.05,
+        client_max_retries=5,
+        **FAST,
     )
-    assert result.accounting.client_retries > 0 and result.accounting.task_attempts == 1
+    assert len(batch.succeeded) == 4, [o.error for o in batch.failed]
+    assert model_stats.injected.get("slow", 0) > 0
+    assert batch.accounting.client_retries == model_stats.injected["slow"]
+    assert batch.accounting.task_attempts == 4
 
 
 def test_a_broken_critique_is_fixed_by_a_re_ask(tmp_path: Path, model_stats) -> None:
     for kind in ("bad_json", "bad_critique"):
         model_stats.reset()
-        plan = FaultPlan(rate=0.4, kinds=(kind,), seed=5)
-        # A re-ask budget to match a critic that fails 40% of the time.
-        result = refine_kit.refine(
-            f"Re-ask {kind}", output_dir=tmp_path, faults=plan, reasks=4, **FAST
+        plan = FaultPlan(rate=0.3, kinds=(kind,), seed=5)
+        # Enough critiques that some break whatever the text, and a re-ask budget to match.
+        topics = [f"Re-ask {kind} {i}" for i in range(3)]
+        batch = refine_kit.refine_batch(
+            topics, output_dir=tmp_path / kind, faults=plan, reasks=5, **FAST
         )
-        acc = result.accounting
-        assert acc.reasks > 0 and acc.task_attempts == 1 and acc.client_retries == 0, kind
-        assert acc.requests_sent == model_stats.calls == len(result.calls) + acc.reasks
+        assert len(batch.succeeded) == 3, [o.error for o in batch.failed]
+        acc = batch.accounting
+        assert acc.reasks == model_stats.injected.get(kind, 0) > 0, kind
+        assert acc.task_attempts == 3 and acc.client_retries == 0, kind
+        calls = sum(len(o.result.calls) for o in batch.succeeded if o.result)
+        assert acc.requests_sent == model_stats.calls == calls + acc.reasks
 
 
 def test_fault_soak_every_topic_finishes_and_the_accounting_adds_up(
     tmp_path: Path, model_stats
 ) -> None:
-    plan = FaultPlan(rate=0.2, seed=42, slow_seconds=5)
+    plan = FaultPlan(rate=0.2, seed=43, slow_seconds=5)
     topics = [f"Soak topic {i}: supply chains" for i in range(50)]
     batch = refine_kit.refine_batch(
         topics,
@@ -101,8 +115,8 @@ def test_fault_soak_every_topic_finishes_and_the_accounting_adds_up(
         faults=plan,
         request_timeout=0.05,
         # One budget per call (no task retry repeats it): sized for a 20% fault rate.
-        client_max_retries=4,
-        reasks=3,
+        client_max_retries=6,
+        reasks=4,
         **FAST,
     )
     assert len(batch.succeeded) == 50, [o.error for o in batch.failed]

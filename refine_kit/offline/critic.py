@@ -242,6 +242,7 @@ def _credit(item: str) -> str:
 def critique_report(report: str, previous: list[str]) -> str:
     """The critic's JSON verdict: score, strengths, the worst three gaps, a short summary."""
     doc = parse_document(report)
+    doc.notice = ""  # the offline notice says who wrote the text; it is not part of the report
     ctx = context_for_document(doc)
     facts = _measure(doc, ctx)
     checks, score = facts.checks, _score(facts)

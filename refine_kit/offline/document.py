@@ -1,7 +1,9 @@
 """A Markdown report as the offline model reads and edits it.
 
 A `Document` is a title, introduction blocks and "##" sections of blocks (paragraphs or lists,
-as separated by blank lines); deeper headings stay inside their section's text. Here too is
+as separated by blank lines); deeper headings stay inside their section's text. The offline
+notice ("*Written by the refine_kit offline model ...*") is kept apart from the text, so that no
+edit can touch it, the critic cannot count it, and rendering puts it back exactly once. Here too is
 what each section is for (body, risks, recommendations, conclusion, introduction) and which
 topic a report is about, since the critic, reviser and summariser all need to know.
 """
@@ -13,11 +15,13 @@ from dataclasses import dataclass
 
 from refine_kit.offline.phrases import (
     CONCLUSION_HEADINGS,
+    OFFLINE_NOTICE,
     RECOMMENDATION_HEADINGS,
     RISK_HEADINGS,
     TITLES,
     SectionTemplate,
 )
+from refine_kit.offline.text import deliberate_casing
 from refine_kit.offline.topic import TopicContext
 
 
@@ -36,9 +40,11 @@ class Document:
     title: str
     intro: list[str]
     sections: list[Section]
+    notice: str = ""  # the offline notice, rendered under the title when set
 
     def render(self) -> str:
         parts = [f"# {self.title}"] if self.title else []
+        parts += [self.notice] if self.notice else []
         parts += self.intro
         for s in self.sections:
             parts += [f"## {s.heading}", *s.blocks]
@@ -80,7 +86,19 @@ def parse_document(text: str) -> Document:
             else:
                 doc.sections.append(Section(m.group(2).strip("# "), []))
                 target = doc.sections[-1].blocks
+    _take_notice(doc)
     return doc
+
+
+def _take_notice(doc: Document) -> None:
+    """Move the offline notice out of the text wherever it stands (a person may have moved it,
+    or pasted it twice), so that it is rendered once, under the title."""
+    places = doc.block_lists()
+    if not any(OFFLINE_NOTICE in blocks for blocks in places):
+        return  # text from elsewhere: nothing to move
+    for blocks in places:
+        blocks[:] = [b for b in blocks if b != OFFLINE_NOTICE]
+    doc.notice = OFFLINE_NOTICE
 
 
 # A heading's kind decides its role (matched without the subject); anything else is a body section.
@@ -151,8 +169,26 @@ def context_for_document(doc: Document) -> TopicContext:
     for reading in readings:
         ctx = TopicContext.from_topic(reading)
         if not headings or ctx.subject.casefold() in headings:
-            return ctx
-    return TopicContext.from_topic(readings[0])
+            return _with_body_casing(ctx, doc)
+    return _with_body_casing(TopicContext.from_topic(readings[0]), doc)
+
+
+def _with_body_casing(ctx: TopicContext, doc: Document) -> TopicContext:
+    """The context with the user's casing of the topic's first letter, which a title hides.
+
+    A title capitalises a topic typed as "urban beekeeping"; the body's mid-sentence uses
+    show how it was typed. Without this, a revision would write "Urban beekeeping" where the
+    draft wrote "urban beekeeping".
+    """
+    first = ctx.topic.split(" ", 1)[0]
+    if not first[:1].isupper() or deliberate_casing(first):
+        return ctx  # already lower-case, or an acronym or name whose casing is fixed
+    lowered = ctx.subject[:1].lower() + ctx.subject[1:]
+    body = "\n".join(b for blocks in doc.block_lists() for b in blocks)
+    # After a space is mid-sentence: a sentence start would have a capital.
+    if f" {lowered}" not in body:
+        return ctx
+    return TopicContext(ctx.topic[:1].lower() + ctx.topic[1:], lowered)
 
 
 def next_unused_template(doc: Document, ctx: TopicContext) -> SectionTemplate | None:

@@ -51,7 +51,6 @@ from refine_kit.offline.text import (
     is_prose,
     list_items,
     markdown_list,
-    mid_sentence,
     pick,
     prose_word_count,
     stable_hash,
@@ -102,7 +101,7 @@ def add_examples(section: Section, ctx: TopicContext) -> None:
     template = ctx.template_of(section.heading)
     items = markdown_list([ctx.fill(b) for b in template.bullets]) if template else ""
     if not items or items in section.blocks:
-        heading = mid_sentence(section.heading)
+        heading = ctx.mid_sentence(section.heading)
         items = markdown_list([ctx.fill(b, x=heading) for b in GENERIC_BULLETS])
     section.blocks.append(items)
 
@@ -111,7 +110,7 @@ def develop_section(section: Section, ctx: TopicContext) -> None:
     """Add explanation until the section has 60 words of prose (the template's own first)."""
     template = ctx.template_of(section.heading)
     options = [ctx.fill(" ".join(template.sentences[2:]))] if template else []
-    options += [ctx.fill(g, x=mid_sentence(section.heading)) for g in GENERIC_PARAGRAPHS]
+    options += [ctx.fill(g, x=ctx.mid_sentence(section.heading)) for g in GENERIC_PARAGRAPHS]
     for para in options:
         if para[:40] not in "\n".join(section.blocks):
             add_paragraph(section, para)
@@ -132,7 +131,7 @@ def add_body_section(doc: Document, ctx: TopicContext, item: str) -> None:
     if template is not None:
         insert_section(doc, ctx, body_section(template, ctx, deep=True, examples=True))
         return
-    x = mid_sentence((names[0] if names else named.group(1) if named else "").strip())
+    x = ctx.mid_sentence((names[0] if names else named.group(1) if named else "").strip())
     if not x or capitalise(x).casefold() in {s.heading.casefold() for s in doc.sections}:
         return  # nothing new to add: the caller falls back to a paragraph in the closest section
     bullets = markdown_list([ctx.fill(b, x=x) for b in GENERIC_BULLETS])
@@ -207,7 +206,7 @@ def add_transitions(doc: Document, ctx: TopicContext) -> None:
     order = firsts[1:] + firsts[:1] + rest
     start = stable_hash(ctx.seed, "transitions")
     for j, (s, i) in enumerate(order[:need]):
-        s.blocks[i] = CONNECTIVES[(start + j) % len(CONNECTIVES)] + mid_sentence(s.blocks[i])
+        s.blocks[i] = CONNECTIVES[(start + j) % len(CONNECTIVES)] + ctx.mid_sentence(s.blocks[i])
 
 
 def add_measurement(doc: Document, ctx: TopicContext) -> None:
@@ -283,7 +282,9 @@ def add_paragraph_on_request(doc: Document, ctx: TopicContext, item: str) -> Non
     t = t[verb.end() :] if verb else t
     t = _MORE_ABOUT.sub("", t)
     t = _IN_MORE_DEPTH.sub("", t)
-    x = mid_sentence(" ".join(WHY_CLAUSE.split(t)[0].split(",")[0].split()[:12]) or "this point")
+    x = ctx.mid_sentence(
+        " ".join(WHY_CLAUSE.split(t)[0].split(",")[0].split()[:12]) or "this point"
+    )
     # "Discuss X" gets a paragraph about X; "make it more engaging" gets a plain-language recap.
     options = [ctx.fill(g, x=x) for g in GENERIC_PARAGRAPHS] if verb else [ctx.fill(PLAIN_RECAP)]
     text = doc.render()

@@ -2,10 +2,14 @@
 
 The writer and the reviser fill these templates in; the critic words its requests, praise and
 gaps from the tables at the end. Placeholders: {topic}, {subject} (a shorter form for
-headings), {Topic} and {Subject} capitalised, {x}/{X} a section or request subject.
+headings), {Topic} and {Subject} capitalised, {x}/{X} a section or request subject, and the
+words that agree with the topic: {is} (is/are), {has}, {it}/{It} (it/they), {them} (it/them)
+and {s}, a verb's singular ending ("matter{s}").
 
 Body prose avoids the words the critic looks for elsewhere (risk, indicators, "for example",
-linking phrases), so that each rubric check changes only when its own edit is made.
+linking phrases), so that each rubric check changes only when its own edit is made. Lists and
+later sentences mostly leave the topic out: the heading and the opening sentence already name
+it, and a topic repeated in every line is what makes a template read like one.
 """
 # ruff: noqa: E501  (the prose tables read best as one sentence per line)
 
@@ -29,8 +33,8 @@ SECTION_TEMPLATES: tuple[SectionTemplate, ...] = (
         "Most organisations sit somewhere in the middle: aware of the issue, experimenting in places, but without a settled approach.",
         "The gap between leaders and laggards is rarely about money or tools; it is usually about clarity of purpose and a willingness to change established routines.",
         "Knowing where your own organisation sits on that spectrum is the first honest step towards improving it."), (
-        "Early adopters of {subject} typically share a clear sponsor and a small, well-defined starting problem.",
-        "Organisations in the middle often run several disconnected pilots of {subject} that never join up.",
+        "Early adopters typically share a clear sponsor and a small, well-defined starting problem.",
+        "Organisations in the middle often run several disconnected pilots that never join up.",
         "Latecomers can benefit from lessons others learned the hard way, provided they adapt them rather than copy them.")),
     SectionTemplate("blocks", ("The essentials of {subject}", "The building blocks of {subject}"), (
         "At its core, any serious effort on {subject} combines three elements: a clear goal, a set of repeatable practices, and people with the authority to adjust them.",
@@ -47,7 +51,7 @@ SECTION_TEMPLATES: tuple[SectionTemplate, ...] = (
         "It also gives teams room to adapt a practice to local conditions instead of forcing a template that was designed for someone else."), (
         "Run a time-boxed pilot of {topic} with one willing team before committing the wider organisation.",
         "Write down the handful of decisions that matter most and revisit them on a fixed schedule.",
-        "Pair newcomers with experienced practitioners so that tacit knowledge about {subject} spreads.")),
+        "Pair newcomers with experienced practitioners so that tacit knowledge spreads beyond a few people.")),
     SectionTemplate("people", ("The people side of {subject}", "Roles, skills and ownership in {subject}"), (
         "Whatever the plan, work on {subject} succeeds or fails through the people who carry it out.",
         "Clear roles, realistic workloads and the right skills matter more than any particular method.",
@@ -69,7 +73,7 @@ SECTION_TEMPLATES: tuple[SectionTemplate, ...] = (
         "Some benefits are direct, while others show up as avoided problems that are easy to overlook.",
         "A credible case separates one-off costs from running costs and is honest about benefits that are uncertain or slow to arrive.",
         "Decision-makers tend to trust a modest, well-reasoned estimate more than an ambitious projection with little behind it."), (
-        "List one-off costs for {topic} separately from ongoing costs such as maintenance and training.",
+        "List one-off costs separately from ongoing costs such as maintenance and training.",
         "Describe benefits in terms decision-makers already use, such as time saved or errors avoided.",
         "Include a clearly labelled illustrative scenario rather than presenting guesses as forecasts.")),
     SectionTemplate("scenarios", ("{Subject} on the ground: illustrative scenarios", "{Subject} in everyday situations"), (
@@ -87,7 +91,7 @@ SECTION_TEMPLATES: tuple[SectionTemplate, ...] = (
         "Recording the reasons for major decisions also makes them far easier to explain later to staff, customers or auditors."), (
         "A quarterly review of {topic} with a fixed agenda and a short written record.",
         "Clear criteria for when an initiative should be scaled up, changed or stopped.",
-        "An open channel for staff to raise concerns about {subject} without going through layers of management.")),
+        "An open channel for staff to raise concerns without going through layers of management.")),
     SectionTemplate("outlook", ("The road ahead for {subject}", "The outlook for {subject}"), (
         "The practices around {subject} will keep evolving as expectations, technology and regulation shift.",
         "Organisations that build the habit of adapting will handle those shifts better than those that chase each new trend.",
@@ -102,12 +106,12 @@ SECTION_TEMPLATES: tuple[SectionTemplate, ...] = (
 TITLES = ("{Topic}: a practical guide", "{Topic}: what matters and why", "Understanding {topic}",
           "{Topic}: from principles to practice", "A working guide to {topic}")  # fmt: skip
 INTRODUCTIONS = (
-    "This report looks at {topic}: what it involves, how organisations approach it, and where effort tends to pay off. It is written for a general professional audience that wants a clear picture without specialist background, and each section makes a small number of practical points that readers can test against their own situation.",
-    "{Topic} is easy to discuss in the abstract and surprisingly hard to get right. This report sets out the main ideas, the practices that tend to work, and the questions worth asking before committing time and money. It aims to be useful to readers who need to make decisions, not only to follow the debate.",
-    "Few subjects generate as much discussion, and as little shared understanding, as {topic}. The aim of this report is to separate the durable ideas from the noise: what work on {subject} involves, which approaches are worth copying, and where organisations commonly go wrong in their first attempts.",
+    "This report looks at {topic}: what {it} involve{s}, how organisations approach {them}, and where effort tends to pay off. It is written for a general professional audience that wants a clear picture without specialist background, and each section makes a small number of practical points that readers can test against their own situation.",
+    "{Topic} {is} easy to discuss in the abstract and surprisingly hard to get right. This report sets out the main ideas, the practices that tend to work, and the questions worth asking before committing time and money. It aims to be useful to readers who need to make decisions, not only to follow the debate.",
+    "Few subjects generate as much discussion, and as little shared understanding, as {topic}. The aim of this report is to separate the durable ideas from the noise: what the work involves, which approaches are worth copying, and where organisations commonly go wrong in their first attempts.",
 )
 WHY_NOW = (
-    "It matters now because expectations around {subject} are rising faster than most organisations are adapting, and choices made in the next year or two will be hard to reverse.",
+    "{Subject} matter{s} now because expectations are rising faster than most organisations are adapting, and choices made in the next year or two will be hard to reverse.",
     "The timing matters: pressure from customers, staff and regulators is increasingly focused on {subject}, and organisations that wait risk inheriting decisions made by others.",
     "The question is pressing today because the cost of standing still on {subject} keeps growing, while the know-how needed to act has never been easier to find.",
 )
@@ -118,14 +122,14 @@ RISK_HEADINGS = (
 )
 RISK_LEAD = "No approach to {subject} is free of drawbacks, and it helps to name them openly."
 RISKS = (
-    "Over-reach: trying to change too much of {subject} at once spreads attention thin and makes problems hard to diagnose.",
+    "Over-reach: trying to change too much at once spreads attention thin and makes problems hard to diagnose.",
     "Uneven adoption: some groups embrace new ways of working while others quietly keep the old ones, leaving a confusing mix.",
     "Hidden costs: training, upkeep and coordination often cost more than the visible budget line suggests.",
     "Key-person dependence: when knowledge of {subject} sits with one or two experts, progress stalls when they move on.",
-    "Trust gaps: poorly documented decisions about {subject} are hard to defend to regulators, customers or staff.",
+    "Trust gaps: poorly documented decisions are hard to defend to regulators, customers or staff.",
     "Context mismatch: practices that work well elsewhere may not fit the size, culture or constraints of your organisation.",
 )
-MITIGATIONS = "Each of these risks can be mitigated without heavy process: introduce changes to {subject} in stages that can be reviewed separately, give every practice a named owner and a deputy, budget explicitly for training and upkeep, and record the reasoning behind major decisions."
+MITIGATIONS = "Each of these risks can be mitigated without heavy process: introduce changes in stages that can be reviewed separately, give every practice a named owner and a deputy, budget explicitly for training and upkeep, and record the reasoning behind major decisions."
 RECOMMENDATION_HEADINGS = ("Recommendations", "What to do next", "Next steps")
 RECOMMENDATIONS = (
     "The most reliable way to make progress on {topic} is to start with a narrow, well-understood problem, show results, and widen the scope only once the first step is working.",
@@ -140,13 +144,17 @@ NEXT_STEPS = (
 )
 CONCLUSION_HEADINGS = ("Conclusion", "Key takeaways", "Final thoughts")
 CONCLUSIONS = (
-    "Work on {subject} rewards steady, deliberate effort more than grand gestures. The common thread in this report is simple: set a clear goal, choose a few specific practices, give them owners, and review honestly what is working. Organisations that keep those habits will get lasting value from {subject}.",
+    "Work on {subject} rewards steady, deliberate effort more than grand gestures. The common thread in this report is simple: set a clear goal, choose a few specific practices, give them owners, and review honestly what is working. Organisations that keep those habits will see the effort repaid.",
     "The central message of this report is that progress on {subject} comes from clarity and consistency rather than from any single tool or method. Start with a well-defined problem, make ownership explicit, learn from each step, and widen the effort only once the foundations hold.",
 )
 MEASUREMENT_PARAGRAPHS = (
     "To tell whether the effort on {subject} is working, agree a small set of indicators at the start (cycle time, error rates, staff and customer feedback), record a baseline, and track them at every review rather than relying on impressions.",
     "Progress on {subject} should be visible, not assumed: pick two or three indicators that reflect the goal, measure them before any change, and revisit them at each review so that decisions rest on evidence.",
 )
+# The one visible line that tells readers a report (or summary) came from the stand-in model, not
+# an LLM. The writer puts it under the title, the reviser keeps it there, the critic ignores it.
+# It avoids every cue word the critic looks for, so even a critic that read it would not move.
+OFFLINE_NOTICE = "*Written by the refine_kit offline model (a deterministic stand-in, not an LLM), for learning the pipeline.*"
 # Paragraph openers that link one section's argument to the last.
 CONNECTIVES = ("Building on this, ", "In practice, ", "Beyond that, ", "With that in mind, ",
                "Just as importantly, ", "Seen from another angle, ")  # fmt: skip
@@ -163,7 +171,7 @@ GENERIC_PARAGRAPHS = (
 # Added when the critic asks about figures but the report states none.
 SOURCES_NOTE = "The points in this report draw on widely shared practice rather than on any single study; where figures appear, they are illustrations, not findings."
 # A plain-language recap for requests about manner ("make it more engaging").
-PLAIN_RECAP = "Put simply, success with {subject} comes down to three questions: what problem it is meant to solve, who is responsible for it, and how the organisation will know the effort is paying off. Keeping those questions in view makes every other decision easier."
+PLAIN_RECAP = "Put simply, success with {subject} comes down to three questions: what problem {it} {is} meant to solve, who is responsible for {them}, and how the organisation will know the effort is paying off. Keeping those questions in view makes every other decision easier."
 
 # ---------------------------------------------------------------------------------------------
 # The critic's wording, by rubric check. IMPROVEMENT_REQUESTS is in priority order: the critic
@@ -179,7 +187,7 @@ IMPROVEMENT_REQUESTS: dict[str, str] = {
     "risks": "Add a section on risks and limitations, so readers see what can go wrong with {subject} and where the approach does not fit.",
     "recs": "Add a recommendations section on what to do next, so readers leave with a clear first move on {subject}.",
     "sections4": 'Add another body section, such as "{x}", so the report looks at {subject} from a further angle.',
-    "why_now": "Open the introduction with why {subject} matters now, so a busy reader sees the urgency before the detail.",
+    "why_now": "Open the introduction with why {subject} matter{s} now, so a busy reader sees the urgency before the detail.",
     "examples_all": "Add concrete examples to the remaining {x} as well, so every section is equally specific.",
     "depth_all": "Develop the remaining thin {x}, so that every section carries its share of the argument.",
     "mitigations": "Pair each risk with a concrete mitigation, so the risks section helps readers act rather than only worry.",

@@ -52,7 +52,7 @@ _REQUEST_KIND_CUES = (
     ("risks", "risk|limitation|pitfall|downside|trade-off|challenge|what can go wrong|mitigat"),
     ("recs", "recommend|next step|what to do|action"),
     ("conclusion", "conclu|takeaway|closing|wrap up"),
-    ("why_now", "matters now|why now|why it matters|why this matters|urgen|timely"),
+    ("why_now", "matters? now|why now|why (?:it|they|this) matters?|urgen|timely"),
     ("title", "title"),
     ("intro", "introduc|opening"),
     ("headings", "heading"),

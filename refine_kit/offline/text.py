@@ -91,15 +91,35 @@ def prose_word_count(blocks: list[str]) -> int:
     return total
 
 
+def deliberate_casing(word: str) -> bool:
+    """Whether a word's casing is deliberate and must survive any sentence position: it has a
+    capital after its first letter ("iPhone", "eBPF", "macOS", "GitHub", "AI")."""
+    return any(c.isupper() for c in word[1:])
+
+
 def capitalise(text: str) -> str:
-    """The text with its first letter upper-cased (the rest untouched)."""
+    """The text with its first letter upper-cased for a sentence start (the rest untouched).
+
+    A first word with deliberate casing stays as written: "iPhone repair" must not become
+    "IPhone repair". Words that are lower-case on purpose ("npm") cannot be told apart from
+    ordinary words, so they are capitalised like any other.
+    """
+    if deliberate_casing(text.split(" ", 1)[0]):
+        return text
     return text[:1].upper() + text[1:]
 
 
 def mid_sentence(phrase: str) -> str:
-    """Lower-case a phrase's first letter for use mid-sentence, unless it looks like an acronym."""
+    """Lower-case a phrase's first letter for use mid-sentence, unless its first word's casing is
+    deliberate (an acronym such as "AI", or "GitHub", "McKinsey").
+
+    Without knowing the phrase this cannot tell "Python" from "Roles": callers that know the
+    topic use `TopicContext.mid_sentence`, which also keeps the topic's own capitals.
+    """
     first = phrase.split(" ", 1)[0]
-    return phrase if first[1:2].isupper() or first == "I" else phrase[:1].lower() + phrase[1:]
+    if deliberate_casing(first) or first == "I":
+        return phrase
+    return phrase[:1].lower() + phrase[1:]
 
 
 def join_with_and(items: list[str]) -> str:

@@ -3,7 +3,8 @@
 The draft is deliberately incomplete in a topic-dependent way (no conclusion here, thin
 sections there, no risks elsewhere), so that it scores 4 to 6 and the critic has something
 real to ask for. Every choice is a stable hash of the topic, so a topic always gets the same
-draft.
+draft. Under its title it says, in one line, that the offline model wrote it: templated prose
+must never be mistaken for an LLM's.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from refine_kit.offline.edits import (
     improve_recommendations,
     improve_risks,
 )
-from refine_kit.offline.phrases import INTRODUCTIONS, SECTION_TEMPLATES, TITLES, WHY_NOW
+from refine_kit.offline.phrases import (
+    INTRODUCTIONS,
+    OFFLINE_NOTICE,
+    SECTION_TEMPLATES,
+    TITLES,
+    WHY_NOW,
+)
 from refine_kit.offline.rubric import CHECK_PREREQUISITE
 from refine_kit.offline.text import pick, stable_hash
 from refine_kit.offline.topic import TopicContext
@@ -71,7 +78,7 @@ def draft_report(topic: str) -> str:
         intro += " " + ctx.fill(pick(WHY_NOW, seed, "why"))
     sections = [body_section(t, ctx, t.key in deep, t.key in examples) for t in templates]
     titles = TITLES if ":" not in topic else tuple(t for t in TITLES if ":" not in t)
-    doc = Document(ctx.fill(pick(titles, seed, "title")), [intro], sections)
+    doc = Document(ctx.fill(pick(titles, seed, "title")), [intro], sections, OFFLINE_NOTICE)
     for check, edit in _FINISHING_EDITS:
         if check in chosen:
             edit(doc, ctx)
