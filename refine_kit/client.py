@@ -28,6 +28,7 @@ from refine_kit.diagnosis import NOT_A_COMPLETION, NOT_A_COMPLETION_CODE
 from refine_kit.endpoint import API_KEY_ENV, API_KEY_SECRET
 from refine_kit.errors import EndpointError, RefineKitError
 from refine_kit.models import LLMReply, Usage
+from refine_kit.pacing import PacedTransport, Pacer
 from refine_kit.settings import LLMConfig, Settings
 
 # The offline transport answers before any connection is made; a loopback URL keeps even a
@@ -63,7 +64,10 @@ def get_client(ctx: RunContext) -> openai.AsyncOpenAI:
     loop = asyncio.get_running_loop()
     shared = ctx.resources
     if shared.client is None or shared.client_loop is not loop:
-        shared.client, shared.client_loop = _make_client(ctx.config), loop
+        if shared.pacer is None:  # one pacer per run: its limits and 429 pauses are shared
+            shared.pacer = Pacer(ctx.config.requests_per_minute, ctx.config.tokens_per_minute)
+        shared.client = _make_client(ctx.config, shared.pacer)
+        shared.client_loop = loop
     return shared.client
 
 
@@ -92,7 +96,7 @@ async def _on_request(request: httpx2.Request) -> None:
         ctx.ledger.requests += 1
 
 
-def _make_client(config: LLMConfig) -> openai.AsyncOpenAI:
+def _make_client(config: LLMConfig, pacer: Pacer) -> openai.AsyncOpenAI:
     common: dict[str, Any] = {
         "timeout": config.request_timeout,
         "max_retries": config.client_max_retries,
@@ -107,7 +111,7 @@ def _make_client(config: LLMConfig) -> openai.AsyncOpenAI:
             api_key="offline",
             base_url=OFFLINE_BASE_URL,
             http_client=httpx2.AsyncClient(
-                transport=ChatResponseCheck(transport), event_hooks=hooks
+                transport=ChatResponseCheck(PacedTransport(transport, pacer)), event_hooks=hooks
             ),
             **common,
         )
@@ -126,7 +130,7 @@ def _make_client(config: LLMConfig) -> openai.AsyncOpenAI:
         api_key=key or "not-needed",
         base_url=url,
         http_client=openai.DefaultAsyncHttpxClient(
-            transport=ChatResponseCheck(network), event_hooks=hooks
+            transport=ChatResponseCheck(PacedTransport(network, pacer)), event_hooks=hooks
         ),
         **common,
     )

@@ -29,6 +29,7 @@ from refine_kit.settings import LLMConfig
 if TYPE_CHECKING:
     import openai
 
+    from refine_kit.pacing import Pacer
     from refine_kit.replay import CheckpointStore
 
 
@@ -57,6 +58,7 @@ class RunResources:
     client: openai.AsyncOpenAI | None = None
     client_loop: asyncio.AbstractEventLoop | None = None
     _probe_lock: asyncio.Lock | None = None
+    pacer: Pacer | None = None
 
     def probe_lock(self) -> asyncio.Lock:
         """The lock calls take while the endpoint's request shape is still being found out."""

@@ -73,6 +73,18 @@ class Settings(BaseSettings):
         le=256,
         description="Most LLM calls in flight (default: llm_env's replicas x concurrency)",
     )
+    requests_per_minute: int | None = Field(
+        default=None,
+        gt=0,
+        description="Your tier's requests per minute; paced under it (also learned from "
+        "x-ratelimit-* headers)",
+    )
+    tokens_per_minute: int | None = Field(
+        default=None,
+        gt=0,
+        description="Your tier's tokens per minute (prompt + max_tokens per request); paced "
+        "under it",
+    )
     request_timeout: float = Field(default=60.0, gt=0, le=600, description="Seconds per request")
     client_max_retries: int = Field(
         default=2, ge=0, le=10, description="OpenAI client retries of transient HTTP errors"
@@ -188,6 +200,8 @@ class Settings(BaseSettings):
             reasks=self.reasks,
             client_backoff=self.client_backoff,
             faults=self.faults if backend == "offline" else FaultPlan(),
+            requests_per_minute=self.requests_per_minute,
+            tokens_per_minute=self.tokens_per_minute,
         )
 
 
@@ -225,6 +239,8 @@ class LLMConfig(BoundaryModel):
     reasks: int = default("reasks")
     client_backoff: float = default("client_backoff")
     faults: FaultPlan = FaultPlan()
+    requests_per_minute: int | None = None
+    tokens_per_minute: int | None = None
 
     @property
     def endpoint_url(self) -> str:

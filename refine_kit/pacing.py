@@ -1,0 +1,186 @@
+"""Pacing a run's requests to the provider's rate limits, instead of guessing a concurrency.
+
+Providers limit requests per minute (RPM) and tokens per minute (TPM), whichever binds
+first, and count a request's tokens before running it: its prompt plus the maximum output
+it asks for. A fixed `max_concurrency` either leaves a tier's limits unused or runs into
+storms of 429s. The `Pacer` keeps one budget per limit for the whole run, refilled
+continuously (capacity: one minute's limit), and lets a request go only when both budgets
+can pay for it; every call of every topic waits in one queue, so calls stay in flight as
+the limits allow, up to `max_concurrency`.
+
+Limits come from the settings (`requests_per_minute`, `tokens_per_minute`) and from the
+`x-ratelimit-*` headers OpenAI and gateways such as litellm send with every answer; each
+answer re-synchronises the budgets with what the server says remains. A 429 pauses every
+call of the run until its `Retry-After`, rather than each call backing off on its own.
+`PacedTransport` applies all this to every HTTP request, the client's retries included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import httpx2
+
+# Providers tokenise; a few characters per token is close enough to pace by, and the
+# server's own count corrects the budget with every answer.
+CHARS_PER_TOKEN = 4
+
+
+def estimated_tokens(body: Mapping[str, object]) -> int:
+    """What a provider charges a chat request before it runs: prompt plus maximum output."""
+    messages = body.get("messages")
+    chars = 0
+    if isinstance(messages, list):
+        chars = sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
+    limit = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+    return chars // CHARS_PER_TOKEN + (limit if isinstance(limit, int) else 0)
+
+
+@dataclass
+class _Budget:
+    """One limit's budget: refilled continuously, at most one minute's worth."""
+
+    limit: float
+    level: float
+
+    def refill(self, seconds: float) -> None:
+        self.level = min(self.limit, self.level + seconds * self.limit / 60)
+
+    def wait_for(self, amount: float) -> float:
+        """Seconds until `amount` is affordable (a request larger than the limit waits for
+        a full budget, as providers let such a request through on an empty minute)."""
+        needed = min(amount, self.limit) - self.level
+        return max(0.0, needed * 60 / self.limit)
+
+
+class Pacer:
+    """The run's shared view of its rate limits; every request asks it before it is sent."""
+
+    def __init__(
+        self,
+        requests_per_minute: int | None = None,
+        tokens_per_minute: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._stated = (requests_per_minute, tokens_per_minute)
+        self.requests = (
+            _Budget(requests_per_minute, requests_per_minute) if requests_per_minute else None
+        )
+        self.tokens = _Budget(tokens_per_minute, tokens_per_minute) if tokens_per_minute else None
+        self._stamp = clock()
+        self._paused_until = 0.0
+        self._queue = asyncio.Lock()
+        self.waited = 0.0  # seconds spent waiting for budget, for accounting and tests
+        self.rate_limited = 0  # 429s seen
+
+    @property
+    def active(self) -> bool:
+        """Whether requests must ask first: limits are known, or a 429 paused the run."""
+        limited = self.requests is not None or self.tokens is not None
+        return limited or self._paused_until > self._clock()
+
+    async def acquire(self, tokens: int) -> None:
+        """Wait until the run's budgets can pay for one request of `tokens` tokens."""
+        if not self.active:
+            return
+        async with self._queue:  # first come, first served: no request starves
+            while True:
+                wait = self._wait(tokens)
+                if wait <= 0:
+                    if self.requests is not None:
+                        self.requests.level -= 1
+                    if self.tokens is not None:
+                        self.tokens.level -= min(tokens, self.tokens.limit)
+                    return
+                self.waited += wait
+                await asyncio.sleep(wait)
+
+    def _wait(self, tokens: int) -> float:
+        now = self._clock()
+        self._refill(now)
+        waits = [self._paused_until - now]
+        if self.requests is not None:
+            waits.append(self.requests.wait_for(1))
+        if self.tokens is not None:
+            waits.append(self.tokens.wait_for(tokens))
+        return max(waits)
+
+    def _refill(self, now: float) -> None:
+        for budget in (self.requests, self.tokens):
+            if budget is not None:
+                budget.refill(now - self._stamp)
+        self._stamp = now
+
+    def learn(self, status: int, headers: Mapping[str, str]) -> None:
+        """Take the limits and what remains from an answer; a 429 pauses the whole run."""
+        now = self._clock()
+        self._refill(now)
+        self.requests = self._synced(self.requests, headers, "requests", self._stated[0])
+        self.tokens = self._synced(self.tokens, headers, "tokens", self._stated[1])
+        if status == 429:
+            self.rate_limited += 1
+            pause = _retry_after(headers)
+            if pause is None:  # no advice: until the emptier budget has refilled a little
+                pause = 1.0
+            self._paused_until = max(self._paused_until, now + pause)
+
+    @staticmethod
+    def _synced(
+        budget: _Budget | None, headers: Mapping[str, str], kind: str, stated: int | None
+    ) -> _Budget | None:
+        limit_text = headers.get(f"x-ratelimit-limit-{kind}")
+        remaining_text = headers.get(f"x-ratelimit-remaining-{kind}")
+        if limit_text is None or remaining_text is None:
+            return budget
+        try:
+            limit, remaining = float(limit_text), float(remaining_text)
+        except ValueError:
+            return budget
+        if limit <= 0:
+            return budget
+        if stated:  # a stated limit lower than the server's (a shared key, a budget) wins
+            limit = min(limit, stated)
+        return _Budget(limit=limit, level=min(remaining, limit))
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    with_ms = headers.get("retry-after-ms")
+    if with_ms is not None:
+        try:
+            return float(with_ms) / 1000
+        except ValueError:
+            pass
+    seconds = headers.get("retry-after")
+    try:
+        return float(seconds) if seconds is not None else None
+    except ValueError:
+        return None
+
+
+class PacedTransport(httpx2.AsyncBaseTransport):
+    """Sends each chat request when the run's pacer allows it, and teaches it every answer."""
+
+    def __init__(self, inner: httpx2.AsyncBaseTransport, pacer: Pacer) -> None:
+        self.inner = inner
+        self.pacer = pacer
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        chat = request.url.path.endswith("/chat/completions")
+        if chat and self.pacer.active:
+            try:
+                body = json.loads(request.content)
+            except ValueError:
+                body = {}
+            await self.pacer.acquire(estimated_tokens(body if isinstance(body, dict) else {}))
+        response = await self.inner.handle_async_request(request)
+        if chat:
+            self.pacer.learn(response.status_code, response.headers)
+        return response
+
+    async def aclose(self) -> None:
+        await self.inner.aclose()
