@@ -19,11 +19,10 @@ import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from markdown_it import MarkdownIt
-
 from refine_kit.diffs import diff_html
 from refine_kit.models import Accounting, BatchResult, RefineResult
 from refine_kit.progress import ProgressEvent
+from refine_kit.report_page import markdown_parser
 
 #: One colour per traced step, shared by every plot so a legend means the same everywhere.
 STEP_COLOURS = {
@@ -62,11 +61,6 @@ def draft_name(index: int) -> str:
     return "first draft" if index == 0 else f"revision {index}"
 
 
-def _markdown() -> MarkdownIt:
-    """CommonMark with tables; raw HTML in the text is escaped, never rendered."""
-    return MarkdownIt("commonmark", {"html": False}).enable("table")
-
-
 def _stop_words(result: RefineResult) -> str:
     if result.stop_reason == "threshold":
         return f"reached the threshold ({result.quality_threshold})"
@@ -75,7 +69,7 @@ def _stop_words(result: RefineResult) -> str:
 
 def report_html(result: RefineResult) -> str:
     """The final report as HTML. Raw HTML inside the model's Markdown is escaped, not rendered."""
-    body = _markdown().render(result.report)
+    body = markdown_parser().render(result.report)
     return (
         f"<p><b>{html.escape(result.topic)}</b>: score {result.score} "
         f"({draft_name(result.best_iteration)}, stop: {html.escape(result.stop_reason)})</p>"
@@ -129,7 +123,7 @@ def framed_report_html(result: RefineResult, *, summary: bool = True) -> str:
 
 def _demoted_html(markdown: str) -> str:
     """Markdown as HTML, every heading `DEMOTE_HEADINGS` levels down (never below `<h6>`)."""
-    md = _markdown()
+    md = markdown_parser()
     tokens = md.parse(markdown)
     for token in tokens:
         if token.type in ("heading_open", "heading_close"):
@@ -166,7 +160,8 @@ def plot_scores(result: RefineResult) -> Any:
     best = result.iterations[result.best_iteration]
     ax.plot([best.index], [best.score], "o", markersize=14, fillstyle="none", label="returned")
     ax.set(xlabel="revision (0 = the first draft)", ylabel="score", ylim=(0, 10.5), xticks=xs)
-    ax.set_title(f"{result.topic[:60]}: stop = {result.stop_reason}")
+    # parse_math off: a topic with "$...$" is text, not mathtext (which would fail to draw).
+    ax.set_title(f"{result.topic[:60]}: stop = {result.stop_reason}", parse_math=False)
     ax.legend(loc="lower right")
     fig.tight_layout()
     plt.close(fig)  # the returned figure is shown once, as the cell's value
@@ -301,7 +296,8 @@ def plot_timeline(batch: BatchResult) -> Any:
     )
     for topic, step, start, secs in calls:
         ax.barh(topics.index(topic), secs, left=start, color=STEP_COLOURS[step], edgecolor="white")
-    ax.set_yticks(range(len(topics)), [t if len(t) <= 30 else t[:29] + "…" for t in topics])
+    labels = [t if len(t) <= 30 else t[:29] + "…" for t in topics]
+    ax.set_yticks(range(len(topics)), labels, parse_math=False)  # topics are text, never maths
     ax.invert_yaxis()
     ax.legend(
         handles=[Patch(color=c, label=s) for s, c in STEP_COLOURS.items()],

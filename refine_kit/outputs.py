@@ -24,22 +24,19 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import html
 import json
 import os
 import re
 import tempfile
 import unicodedata
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from markdown_it import MarkdownIt
 from pydantic import BaseModel
 
 from refine_kit.models import Accounting, BatchResult, RefineResult, TopicOutcome
-from refine_kit.redaction import redact
+from refine_kit.report_page import render_html
 
 REPORT_MD = "report.md"
 REPORT_HTML = "report.html"
@@ -63,8 +60,10 @@ TOPIC_FILES: tuple[str, ...] = (REPORT_MD, SUMMARY_MD, REPORT_HTML)
 #   buys readability: the hash suffix already makes every name unique, and record.json and
 #   the manifest carry the exact topic text.
 
-_SLUG_MAX = 60  # characters of readable slug; the full name is at most 60 + 1 + 8 = 69
-_HASH_LEN = 8  # hex characters of sha256: 4 billion buckets, plenty for one run's topics
+_SLUG_MAX = 60  # characters of readable slug; the full name is at most 60 + 1 + 16 = 77
+# Hex characters of sha256: 64 bits, so two topics sharing a folder would take billions of
+# crafted attempts; `_topic_folder` still refuses a folder that holds another topic's record.
+_HASH_LEN = 16
 _FALLBACK_SLUG = "topic"  # for topics with nothing ASCII-readable (emoji, CJK, punctuation)
 
 # Latin letters that NFKD does not decompose into ASCII; mapping them keeps e.g. German,
@@ -99,7 +98,7 @@ def topic_folder_name(topic: str) -> str:
     """Return a folder name for `topic` that is safe on Linux, macOS and Windows.
 
     The name is ``<slug>-<hash>``: a readable lower-case ASCII slug (at most 60 characters,
-    ``topic`` when nothing readable is left) and the first 8 hex digits of the sha256 of the
+    ``topic`` when nothing readable is left) and the first 16 hex digits of the sha256 of the
     exact topic. By construction it contains only ``[a-z0-9-]``, so it has no separators,
     no dots (so never ``.``, ``..`` or a leading dot), no control or shell characters, and
     no trailing space. Because it always ends in ``-<hash>`` it can never equal a reserved
@@ -197,84 +196,6 @@ def _now_iso() -> str:
 
 
 # --------------------------------------------------------------------------------------------
-# HTML
-# --------------------------------------------------------------------------------------------
-
-_CSS = """\
-body { max-width: 46rem; margin: 2rem auto; padding: 0 1rem; color: #1f2328;
-  font: 16px/1.6 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; }
-h1, h2, h3 { line-height: 1.25; margin-top: 1.6em; }
-h1 { border-bottom: 1px solid #d0d7de; padding-bottom: .3em; }
-a { color: #0969da; }
-code { background: #f6f8fa; padding: .1em .3em; border-radius: 4px; font-size: .9em; }
-pre { background: #f6f8fa; padding: 1em; overflow-x: auto; border-radius: 6px; }
-pre code { background: none; padding: 0; }
-blockquote { margin: 0; padding: 0 1em; color: #57606a; border-left: .25em solid #d0d7de; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { border: 1px solid #d0d7de; padding: .4em .8em; text-align: left; }
-th { background: #f6f8fa; }
-header.run { background: #f6f8fa; border: 1px solid #d0d7de; border-radius: 6px; padding: 0 1rem; }
-header.run dl { display: grid; grid-template-columns: max-content 1fr; gap: .2em 1em; }
-header.run dt { font-weight: 600; } header.run dd { margin: 0; }
-"""
-# The page shows model output, so it may load nothing at all: no scripts, fonts or remote images.
-_CSP = "default-src 'none'; style-src 'unsafe-inline'; img-src data:"
-
-
-@lru_cache(maxsize=1)
-def _markdown() -> MarkdownIt:
-    """One shared parser: CommonMark plus GFM tables, with raw HTML switched off.
-
-    The ``commonmark`` preset allows raw HTML by default; a report is LLM output, so it is
-    untrusted and any ``<script>`` in it must come out as visible text, not as markup.
-    markdown-it also refuses ``javascript:``/``vbscript:``/``file:`` link targets itself.
-    No images either (``![alt](url)`` reads as "!" and a link): a report must fetch nothing.
-    """
-    return MarkdownIt("commonmark", {"html": False}).enable("table").disable("image")
-
-
-def _header_html(result: RefineResult, written_at: str) -> str:
-    """What a reader needs before the report: the topic, how good, which model, when, in short."""
-    stop = f"threshold ({result.quality_threshold})"
-    if result.stop_reason != "threshold":
-        stop = f"max iterations ({result.max_iterations})"
-    model = f"{result.model}, {result.backend} back-end"
-    if result.endpoint and result.endpoint != result.backend:
-        model += f", {redact(result.endpoint)}"  # a URL may carry credentials
-    if result.backend == "offline":
-        model += " (a deterministic stand-in, not an LLM)"
-    score = f"{result.score}/10, stopped at {stop}"
-    facts = (("Topic", result.topic), ("Score", score), ("Model", model))
-    dl = "".join(f"<dt>{k}</dt><dd>{html.escape(v)}</dd>\n" for k, v in facts)
-    date = html.escape(written_at)
-    dl += f'<dt>Written</dt><dd><time datetime="{date}">{date}</time> (UTC)</dd>\n'
-    # The summary is model output too, so it is rendered just as safely as the report.
-    summary = "<h2>Executive summary</h2>\n" + _markdown().render(result.summary)
-    return f'<header class="run">\n<dl>\n{dl}</dl>\n{summary}</header>\n'
-
-
-def render_html(
-    markdown_text: str, title: str, *, result: RefineResult | None = None, written_at: str = ""
-) -> str:
-    """Render a Markdown report as a complete, standalone HTML5 page (no external assets).
-
-    It opens straight from disk: UTF-8, an escaped ``<title>``, inline styles, and a CSP that
-    lets it load nothing, as the report is untrusted model output. Given the `result`, a header
-    above the report's ``<article>`` shows its topic, score, model, date and summary.
-    """
-    header = _header_html(result, written_at or _now_iso()) if result else ""
-    return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        f'<meta http-equiv="Content-Security-Policy" content="{_CSP}">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(title)}</title>\n"
-        f"<style>\n{_CSS}</style>\n</head>\n<body>\n<main>\n{header}"
-        f'<article class="report">\n{_markdown().render(markdown_text)}</article>\n'
-        "</main>\n</body>\n</html>\n"
-    )
-
-
-# --------------------------------------------------------------------------------------------
 # Topic folders and the manifest
 # --------------------------------------------------------------------------------------------
 
@@ -289,6 +210,27 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
+class OutputFolderError(OSError):
+    """A topic folder the kit will not write into: a link, or another topic's folder."""
+
+
+def _topic_folder(root: Path, topic: str) -> Path:
+    """The topic's folder under `root`, made if needed, after checking it is really its own.
+
+    A symbolic link planted where the folder belongs is refused (writing through it could
+    overwrite files anywhere), and so is a folder whose record names another topic.
+    """
+    folder = Path(root) / topic_folder_name(topic)
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise OutputFolderError(f"{folder} is not a plain folder (a link or a file); not writing")
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        recorded = json.loads((folder / RECORD_JSON).read_text(encoding="utf-8")).get("topic")
+        if recorded is not None and recorded != topic:
+            raise OutputFolderError(f"{folder} belongs to another topic ({recorded!r})")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
 def write_topic_outputs(result: RefineResult, root: Path) -> Path:
     """Write one successful topic's four files and return its folder.
 
@@ -297,7 +239,6 @@ def write_topic_outputs(result: RefineResult, root: Path) -> Path:
     content files replaced one by one (each atomically), and the new record written last:
     at every instant, a record saying "succeeded" vouches for the files beside it.
     """
-    folder = Path(root) / topic_folder_name(result.topic)
     written_at = _now_iso()  # one instant, shown in report.html and kept in record.json
     summary_md = f"# Summary: {_one_line(result.topic)}\n\n{_with_final_newline(result.summary)}"
     contents = {
@@ -311,7 +252,7 @@ def write_topic_outputs(result: RefineResult, root: Path) -> Path:
     record["written_at"] = written_at
     record_text = _json_text(record)
 
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = _topic_folder(root, result.topic)
     # A stale record must not vouch for a half-replaced set of files if we die mid-way.
     (folder / RECORD_JSON).unlink(missing_ok=True)
     for name in TOPIC_FILES:
@@ -329,7 +270,7 @@ def write_failure_record(
     successful run are left in place on purpose, but the record no longer vouches for them:
     readers should trust the record's status, not the presence of a report.
     """
-    folder = Path(root) / topic_folder_name(topic)
+    folder = _topic_folder(root, topic)
     record: dict[str, Any] = {
         "topic": topic,
         "status": "failed",

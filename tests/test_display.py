@@ -260,3 +260,21 @@ def test_widgets_are_off_outside_a_kernel_or_without_ipywidgets(monkeypatch: pyt
     assert display.BatchProgress(["x"]).widgets is False  # pytest is not a Jupyter kernel
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # as if not installed
     assert display._widgets_available() is False
+
+
+def test_a_topic_with_dollar_signs_draws_as_text(batch: BatchResult) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    outcome = batch.outcomes[0]
+    assert outcome.result is not None
+    priced = outcome.result.model_copy(update={"topic": "Costs of $x^2$ and $\\frac{1"})
+    figure = display.plot_scores(priced)
+    figure.canvas.draw()  # mathtext would raise on the unbalanced "$"
+    renamed = batch.model_copy(
+        update={"outcomes": [outcome.model_copy(update={"topic": "$\\frac{1 topic"})]}
+    )
+    display.plot_timeline(renamed).canvas.draw()
+    plt.close("all")

@@ -154,7 +154,7 @@ NASTY_TOPICS = [
 def test_folder_name_is_safe(topic: str, tmp_path: Path) -> None:
     name = topic_folder_name(topic)
 
-    assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*-[0-9a-f]{8}", name), name
+    assert re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*-[0-9a-f]{16}", name), name
     assert 0 < len(name) <= 80
     assert not name.startswith(".")
     assert name not in {".", ".."}
@@ -180,7 +180,7 @@ def test_folder_name_falls_back_when_nothing_is_readable() -> None:
 def test_folder_name_caps_the_slug() -> None:
     name = topic_folder_name("x" * 5000)
     slug, digest = name.rsplit("-", 1)
-    assert slug == "x" * 60 and len(digest) == 8
+    assert slug == "x" * 60 and len(digest) == 16
 
 
 def test_folder_names_do_not_collide() -> None:
@@ -196,7 +196,7 @@ def test_folder_name_is_deterministic() -> None:
     topic = "The future of grid-scale batteries"
     assert topic_folder_name(topic) == topic_folder_name(topic)
     # The suffix is the documented sha256 prefix, so names are stable across machines.
-    digest = hashlib.sha256(topic.encode()).hexdigest()[:8]
+    digest = hashlib.sha256(topic.encode()).hexdigest()[:16]
     assert topic_folder_name(topic) == f"the-future-of-grid-scale-batteries-{digest}"
 
 
@@ -563,3 +563,25 @@ def test_manifest_refuses_unserialisable_settings_and_keeps_old(tmp_path: Path) 
         write_manifest([], tmp_path, seconds=1.0, max_concurrency=1, settings={"a": object()})
     assert path.read_bytes() == before
     assert listing(tmp_path) == {"manifest.json"}
+
+
+def test_a_planted_link_or_another_topics_folder_is_never_written_through(tmp_path: Path) -> None:
+    result = make_result("Heat pumps")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    root = tmp_path / "run"
+    root.mkdir()
+    (root / topic_folder_name("Heat pumps")).symlink_to(elsewhere, target_is_directory=True)
+    with pytest.raises(OSError, match="not a plain folder"):
+        write_topic_outputs(result, root)
+    assert list(elsewhere.iterdir()) == []
+
+    # A folder whose record names another topic (a hash collision, a hand-made folder).
+    other = tmp_path / "other"
+    folder = other / topic_folder_name("Heat pumps")
+    folder.mkdir(parents=True)
+    (folder / "record.json").write_text('{"topic": "Something else"}')
+    with pytest.raises(OSError, match="belongs to another topic"):
+        write_topic_outputs(result, other)
+    with pytest.raises(OSError, match="belongs to another topic"):
+        write_failure_record("Heat pumps", "boom", other)
