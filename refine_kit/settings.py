@@ -170,6 +170,11 @@ class Settings(BaseSettings):
         base_url = self.resolved_base_url if backend == "openai" else None
         if base_url and not self.base_url and not _URL.match(base_url):
             raise ConfigError(f"{endpoint.BASE_URL_ENV}: {_URL_RULE}, got {base_url!r}")
+        if backend == "offline" and self.base_url:
+            raise ConfigError(
+                f"base_url: {endpoint.url_without_credentials(self.base_url)} is set, but the "
+                "back-end is 'offline'; set backend='openai' (or 'auto') to call that server"
+            )
         if backend == "offline" and model != OFFLINE_MODEL:
             raise ConfigError(
                 f"model: the offline back-end serves only {OFFLINE_MODEL!r}, not {model!r}; "

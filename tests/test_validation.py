@@ -25,6 +25,7 @@ CASES = [
     ({"model": "gpt-4o"}, r"model: the offline back-end serves only"),
     ({"backend": "openai", "model": "llama3"}, r"model: 'llama3' is not an OpenAI model"),
     ({"base_url": "ftp://x"}, r"base_url: .*http:// or https://"),
+    ({"backend": "offline", "base_url": "http://127.0.0.1:1/v1"}, r"base_url: .*'offline'"),
     ({"faults": {"rate": 2}}, r"faults.rate: .*less than or equal to 0.9"),
     ({"faults": {"kinds": ["teapot"]}}, r"faults.kinds.0: .*'429'"),
 ]
