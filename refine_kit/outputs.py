@@ -313,7 +313,7 @@ def _manifest_line(outcome: TopicOutcome, root: Path) -> dict[str, Any]:
         "error": outcome.error,
         "folder": _relative_folder(outcome, root),
         "score": result.score if result else None,
-        "iterations": len(result.iterations) if result else None,
+        "revisions": len(result.iterations) - 1 if result else None,  # drafts after the first
         "stop_reason": result.stop_reason if result else None,
         "requests_sent": known.requests_sent if known else None,
         "answers_received": known.answers_received if known else None,

@@ -531,7 +531,7 @@ def test_manifest(tmp_path: Path) -> None:
         "error": None,
         "folder": ok_folder.name,
         "score": 8,
-        "iterations": 2,
+        "revisions": 1,
         "stop_reason": "threshold",
         "requests_sent": 5,
         "answers_received": 0,
