@@ -52,6 +52,12 @@ RUN_OPTIONS: dict[str, Any] = {
     "max_concurrency": Annotated[
         int | None, typer.Option("--concurrency", "-c", help="Most LLM calls in flight")
     ],
+    "requests_per_minute": Annotated[
+        int | None, typer.Option("--rpm", help="Your tier's requests per minute: paced under it")
+    ],
+    "tokens_per_minute": Annotated[
+        int | None, typer.Option("--tpm", help="Your tier's tokens per minute: paced under it")
+    ],
     "max_tokens": Annotated[
         int | None, typer.Option("--max-tokens", help="Most tokens per answer (64-32000)")
     ],
@@ -171,6 +177,12 @@ def serve(
             "json-mode-only, no-response-format, no-json-mode"
         ),
     ] = "openai",
+    rpm: Annotated[
+        int | None, typer.Option(help="Requests per minute to allow (429 above it, like OpenAI)")
+    ] = None,
+    tpm: Annotated[
+        int | None, typer.Option(help="Tokens per minute to allow (a request: prompt + max_tokens)")
+    ] = None,
 ) -> None:
     """Serve the offline model over HTTP as an OpenAI-compatible endpoint."""
     from refine_kit.offline.faults import FaultPlan
@@ -179,7 +191,14 @@ def serve(
     try:
         plan = FaultPlan.from_env(faults)
         server = OfflineServer(
-            host, port, latency=latency, faults=plan, verbose=verbose, profile=profile
+            host,
+            port,
+            latency=latency,
+            faults=plan,
+            verbose=verbose,
+            profile=profile,
+            rpm=rpm,
+            tpm=tpm,
         )
     except (ValidationError, ValueError) as exc:
         _fail(f"serve: {exc}")

@@ -17,6 +17,7 @@ from http import HTTPStatus
 from typing import Any
 
 from refine_kit.offline.model import count_tokens
+from refine_kit.offline.ratelimit import RateLimits  # the headers' format lives with the limiter
 from refine_kit.settings import OFFLINE_MODEL
 
 #: The models `/v1/models` announces; any other name is refused with 404, as OpenAI does.
@@ -65,37 +66,6 @@ def vllm_error(error: ApiError) -> dict[str, Any]:
     phrase = HTTPStatus(error.status).phrase.title().replace(" ", "").replace("-", "")
     kind = phrase if phrase.endswith("Error") else phrase + "Error"
     return {"object": "error", **openai_error(error)["error"], "type": kind, "code": error.status}
-
-
-@dataclass(frozen=True)
-class RateLimits:
-    """OpenAI's `x-ratelimit-*` headers, nothing enforced: stateless (deterministic), as if
-    each request were the only one in its minute, yet shaped and valued like OpenAI's."""
-
-    requests_per_minute: int = 10_000
-    tokens_per_minute: int = 2_000_000
-
-    def headers(self, estimated_tokens: int) -> dict[str, str]:
-        """The headers for one request costing `estimated_tokens` (prompt + max output)."""
-        rpm, tpm = self.requests_per_minute, self.tokens_per_minute
-        spent = min(estimated_tokens, tpm)
-        return {
-            "x-ratelimit-limit-requests": str(rpm),
-            "x-ratelimit-limit-tokens": str(tpm),
-            "x-ratelimit-remaining-requests": str(rpm - 1),
-            "x-ratelimit-remaining-tokens": str(tpm - spent),
-            "x-ratelimit-reset-requests": _duration(60 / rpm),
-            "x-ratelimit-reset-tokens": _duration(60 * spent / tpm),
-        }
-
-
-def _duration(seconds: float) -> str:
-    """A reset duration as OpenAI writes it: `6ms`, `1.5s`, `6m0s`."""
-    if seconds < 1:
-        return f"{round(seconds * 1000)}ms"
-    if seconds < 60:
-        return f"{round(seconds, 3):g}s"
-    return f"{int(seconds // 60)}m{round(seconds % 60)}s"
 
 
 def _as_is(content: str, step: str) -> str:

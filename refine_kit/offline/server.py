@@ -3,11 +3,11 @@
 Point any OpenAI client's `base_url` at `OfflineServer(...).base_url` exactly as at vLLM,
 Ollama or OpenAI: requests then cross real sockets, so timeouts, dropped connections,
 keep-alive and the crash of a serving process behave as they do in production, while the
-answers stay the offline model's deterministic ones. Refusals, answers, faults and payload
-shapes come from `profiles`, `transport` and `faults`; this module only adds HTTP. Started
-with `refine-kit serve` (or `OfflineServer(profile="ollama").start()` in Python):
+answers stay the offline model's deterministic ones. Refusals, rate limits, answers, faults
+and payloads come from `profiles`, `ratelimit`, `transport` and `faults`; this module only
+adds HTTP. Started with `refine-kit serve` (or `OfflineServer(profile="ollama").start()` in Python):
 
-    refine-kit serve --port 8787 --latency 0.2 --faults '{"rate": 0.1, "crash_after": 30}'
+    refine-kit serve --port 8787 --latency 0.2 --rpm 600 --faults '{"rate": 0.1, "crash_after": 30}'
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import socket
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -29,12 +30,13 @@ from typing import Any
 from refine_kit.offline.faults import FaultInjector, FaultPlan
 from refine_kit.offline.model import OfflineModel
 from refine_kit.offline.profiles import ApiError, ServerProfile, profile_named
+from refine_kit.offline.ratelimit import RateLimiter
 from refine_kit.offline.transport import (
     ModelStats,
     OfflineReply,
+    admit_chat,
     answer_chat,
     models_payload,
-    read_chat,
 )
 
 MAX_BODY_BYTES = 16 * 1024 * 1024  # far above any report; stops a runaway upload early
@@ -67,6 +69,9 @@ class OfflineServer:
         verbose: bool = False,
         allow_remote: bool = False,
         profile: str | ServerProfile = "openai",
+        rpm: int | None = None,
+        tpm: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not allow_remote and not _is_loopback(host):
             raise ValueError(
@@ -81,6 +86,7 @@ class OfflineServer:
         self.model = OfflineModel()
         self.stats = ModelStats()
         self.injector = FaultInjector(faults or FaultPlan())
+        self.limiter = RateLimiter(rpm, tpm, clock=clock, fixed=self.profile.rate_limits)
         # Binding here, not in start(), resolves port 0 so base_url is known immediately.
         self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         try:
@@ -173,10 +179,11 @@ class OfflineServer:
         self.stop()
 
     def snapshot(self) -> dict[str, Any]:
-        """The counters as JSON-ready data (what `GET /refine-kit/stats` returns): `requests`
-        counts what reached the model, `statuses` every response but this one, by status."""
+        """The counters as JSON-ready data (`GET /refine-kit/stats`): `requests` counts what
+        reached the model, `statuses` every other response (429s too), `rate_limits` (if set)."""
         answers = {"answers": self.injector.answers, "profile": self.profile.name}
-        return self.stats.snapshot() | answers
+        limits = self.limiter.snapshot()
+        return self.stats.snapshot() | answers | ({"rate_limits": limits} if limits else {})
 
     def log(self, line: str) -> None:
         """One line to stderr, only when verbose. Callers never pass headers."""
@@ -348,15 +355,17 @@ class _Handler(BaseHTTPRequestHandler):
         return self.rfile.read(int(length))
 
     def _chat(self, raw: bytes) -> int | str:
-        """One chat completion: the profile's checks, the fault plan, the model's answer."""
+        """One chat completion: the profile's checks, rate limits, faults, the model's answer."""
         owner = self.owner
-        body = read_chat(raw, owner.profile)
-        if isinstance(body, OfflineReply):  # refused before the model saw it: not a call
-            return self._send(body.status, body.payload)
+        chat = admit_chat(raw, owner.profile, owner.limiter)
+        if isinstance(chat, OfflineReply):  # refused before the model saw it: not a call
+            return self._send(chat.status, chat.payload, chat.headers)
+        body, ticket = chat
         owner.stats.enter()
         usage = (0, 0)
         try:
             reply = answer_chat(owner.model, owner.injector, body, owner.stats, owner.profile)
+            reply.headers |= ticket.headers  # the limiter's real state over any fixed values
             usage = reply.usage
             self._note = f" step={reply.step}" + (f" fault={reply.fault}" if reply.fault else "")
             if reply.drop:  # no status line, no headers: the client sees a disconnect
@@ -369,6 +378,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(reply.stall + max(0.0, owner.latency - reply.work_seconds))
         finally:
             owner.stats.leave(*usage)
+            owner.limiter.settle(ticket, usage[1])  # the unused output reservation goes back
         status = (
             self._stream(reply) if reply.stream else self._send(200, reply.payload, reply.headers)
         )

@@ -4,9 +4,10 @@ Offline runs therefore go through the real SDK: request building, JSON mode, res
 parsing, retries and usage accounting are the same code paths a real endpoint uses. There is
 no "mock mode" branch anywhere in the pipeline.
 
-`read_chat` and `answer_chat` are the back-end the loopback server shares: what a server
-refuses before any model work, then the answer as a `ServerProfile`'s server gives it
-(token cap, `finish_reason`, rate-limit headers, streamed chunks).
+`read_chat` (or `admit_chat`, which adds rate limits) and `answer_chat` are the back-end the
+loopback server shares: what a server refuses before any model work, then the answer as a
+`ServerProfile`'s server gives it (token cap, `finish_reason`, rate-limit headers, streamed
+chunks).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from refine_kit.offline.profiles import (
     prompt_tokens,
     requested_limit,
 )
+from refine_kit.offline.ratelimit import RateLimiter, Ticket
 
 STREAM_PIECE_CHARS = 256  # content per streamed chunk: a few chunks for a report
 
@@ -209,6 +211,23 @@ def read_chat(raw: bytes, profile: ServerProfile = OPENAI) -> dict[str, Any] | O
     if error is None:
         return body  # check_chat made sure it is a JSON object
     return OfflineReply("rejected", status=error.status, payload=profile.error_body(error))
+
+
+def admit_chat(
+    raw: bytes, profile: ServerProfile, limiter: RateLimiter
+) -> tuple[dict[str, Any], Ticket] | OfflineReply:
+    """`read_chat`, then the rate limits: the body and its ticket (settle it after the
+    answer), or the refusal. Neither an invalid request nor a 429 is charged anything."""
+    body = read_chat(raw, profile)
+    if isinstance(body, OfflineReply):
+        body.headers = limiter.headers()  # what is left (nothing when no limit is set)
+        return body
+    ticket = limiter.admit(prompt_tokens(body["messages"]), requested_limit(body, profile))
+    if ticket.admitted:
+        return body, ticket
+    error = ApiError(429, ticket.message, ticket.refused or "", code="rate_limit_exceeded")
+    payload = profile.error_body(error)
+    return OfflineReply("rate_limited", status=429, payload=payload, headers=ticket.headers)
 
 
 def answer_chat(
