@@ -68,3 +68,19 @@ def model_stats():
 
     offline_stats.reset()
     return offline_stats
+
+
+@pytest.fixture
+def serving():
+    """Start offline servers with any options; each is stopped when the test ends."""
+    from refine_kit.offline.server import OfflineServer
+
+    started: list[OfflineServer] = []
+
+    def start(**options: object) -> OfflineServer:
+        started.append(OfflineServer(**options).start())  # type: ignore[arg-type]
+        return started[-1]
+
+    yield start
+    for server in started:
+        server.stop()

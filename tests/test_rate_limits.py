@@ -7,7 +7,6 @@ below is exact, and nothing sleeps. One test runs on the real clock, through the
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import openai
@@ -51,19 +50,6 @@ class FakeClock:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture
-def serving() -> Iterator[Callable[..., OfflineServer]]:
-    started: list[OfflineServer] = []
-
-    def start(**options: Any) -> OfflineServer:
-        started.append(OfflineServer(**options).start())
-        return started[-1]
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 def ask(server: OfflineServer, max_tokens: int | None = 100, **extra: Any) -> tuple[int, Any, Any]:

@@ -83,19 +83,6 @@ def server() -> Iterator[OfflineServer]:
         yield running
 
 
-@pytest.fixture
-def serving() -> Iterator[Callable[..., OfflineServer]]:
-    started: list[OfflineServer] = []
-
-    def start(**options: Any) -> OfflineServer:
-        started.append(OfflineServer(**options).start())
-        return started[-1]
-
-    yield start
-    for each in started:
-        each.stop()
-
-
 # ---------------------------------------------------------------------------------------------
 # 1. Bursts of clients: a fixed pool of workers, a deep backlog, no connection resets
 
