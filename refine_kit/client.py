@@ -240,12 +240,28 @@ async def call_llm(
 async def _probing(
     ctx: RunContext, caps: endpoint.Capabilities, json_mode: bool
 ) -> AsyncIterator[None]:
-    """Hold the run's probe lock while what this call needs of the endpoint is unknown."""
-    if caps.token_parameter is not None and (not json_mode or caps.structured is not None):
+    """Hold the run's probe lock while what this call needs of the endpoint is unknown.
+
+    The first call to take it probes; the others wait, then find the answer known and let
+    go before sending, so they run side by side again.
+    """
+
+    def known() -> bool:
+        return caps.token_parameter is not None and (not json_mode or caps.structured is not None)
+
+    if known():
         yield
         return
-    async with ctx.resources.probe_lock():
-        yield  # the first holder probes; later ones find the answer known and go straight on
+    lock = ctx.resources.probe_lock()
+    await lock.acquire()
+    if known():
+        lock.release()
+        yield
+        return
+    try:
+        yield
+    finally:
+        lock.release()
 
 
 async def _create(
@@ -260,11 +276,14 @@ async def _create(
 ) -> tuple[Any, float, float, endpoint.StructuredMode | None, endpoint.TokenParameter]:
     """Send the request, stepping down the request shapes this endpoint refuses."""
     config = ctx.config
+    # The shapes to try are kept here and published (by the caller) only once one works, so
+    # a concurrent call never picks up a half-finished step down the ladder.
+    mode = (caps.structured or endpoint.STRUCTURED_LADDER[0]) if json_mode else None
+    tokens: endpoint.TokenParameter = caps.token_parameter or (
+        "max_completion_tokens" if endpoint.is_openai(config.base_url) else "max_tokens"
+    )
+    swapped_tokens = caps.token_parameter is not None
     while True:
-        mode = (caps.structured or endpoint.STRUCTURED_LADDER[0]) if json_mode else None
-        tokens: endpoint.TokenParameter = caps.token_parameter or (
-            "max_completion_tokens" if endpoint.is_openai(config.base_url) else "max_tokens"
-        )
         kwargs: dict[str, Any] = {"model": config.model, "messages": messages}
         kwargs[tokens] = config.max_tokens
         if mode is not None and (shape := endpoint.response_format(mode, schema)) is not None:
@@ -276,15 +295,13 @@ async def _create(
                 seconds = time.time() - started
         except openai.BadRequestError as exc:
             if mode is not None and mode != "instructions" and diagnosis.is_format_refusal(exc):
-                caps.structured = endpoint.STRUCTURED_LADDER[
-                    endpoint.STRUCTURED_LADDER.index(mode) + 1
-                ]
+                mode = endpoint.STRUCTURED_LADDER[endpoint.STRUCTURED_LADDER.index(mode) + 1]
                 continue  # the same question, in a shape this server accepts
-            other: endpoint.TokenParameter = (
-                "max_tokens" if tokens == "max_completion_tokens" else "max_completion_tokens"
-            )
-            if caps.token_parameter is None and diagnosis.refused_parameter(exc, tokens):
-                caps.token_parameter = other
+            if not swapped_tokens and diagnosis.refused_parameter(exc, tokens):
+                tokens = (
+                    "max_tokens" if tokens == "max_completion_tokens" else "max_completion_tokens"
+                )
+                swapped_tokens = True
                 continue
             raise _failure(exc, url, config, ctx.ledger.requests - before) from None
         except openai.APIError as exc:

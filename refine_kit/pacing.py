@@ -28,16 +28,18 @@ import httpx2
 # Providers tokenise; a few characters per token is close enough to pace by, and the
 # server's own count corrects the budget with every answer.
 CHARS_PER_TOKEN = 4
+MESSAGE_FRAMING_TOKENS = 4  # each message's role and separators, as OpenAI counts them
 
 
 def estimated_tokens(body: Mapping[str, object]) -> int:
     """What a provider charges a chat request before it runs: prompt plus maximum output."""
     messages = body.get("messages")
-    chars = 0
+    chars = framing = 0
     if isinstance(messages, list):
         chars = sum(len(str(m.get("content", ""))) for m in messages if isinstance(m, dict))
+        framing = MESSAGE_FRAMING_TOKENS * len(messages)
     limit = body.get("max_completion_tokens") or body.get("max_tokens") or 0
-    return chars // CHARS_PER_TOKEN + (limit if isinstance(limit, int) else 0)
+    return chars // CHARS_PER_TOKEN + framing + (limit if isinstance(limit, int) else 0)
 
 
 @dataclass

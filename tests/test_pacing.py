@@ -95,5 +95,5 @@ def test_a_429_pauses_every_call_until_its_retry_after(clock) -> None:
 
 def test_a_request_costs_its_prompt_and_its_maximum_output() -> None:
     body = {"messages": [{"content": "x" * 400}, {"content": "y" * 400}], "max_tokens": 2000}
-    assert estimated_tokens(body) == 200 + 2000
+    assert estimated_tokens(body) == 200 + 2 * 4 + 2000  # text, framing, maximum output
     assert estimated_tokens({"messages": [], "max_completion_tokens": 50}) == 50
