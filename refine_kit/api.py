@@ -248,14 +248,19 @@ def reset(output_dir: str | Path | None = None) -> None:
     - the offline model's request counters (`refine_kit.offline.transport.offline_stats`)
       and what the kit learned about endpoints go back to zero.
 
-    Flyte's cache of finished topics is left alone; runs bypass it with `cache=False`.
+    Flyte's cache of finished topics is left alone: a run skips it with `cache=False`, or
+    does its work again and stores the new result with `refresh_cache=True`.
     """
     if output_dir is not None:
         folder = Path(output_dir)
         mark = folder / CHECKPOINT_FILE.parent
         if folder.exists():
-            ours = not folder.is_dir() or not any(folder.iterdir()) or mark.is_dir()
-            if not folder.is_dir() or not (ours or (folder / outputs.MANIFEST_JSON).exists()):
+            kit_run = folder.is_dir() and (
+                not any(folder.iterdir())
+                or mark.is_dir()
+                or (folder / outputs.MANIFEST_JSON).exists()
+            )
+            if not kit_run:
                 raise ConfigError(
                     f"output_dir: {folder} is not a refine_kit run folder; delete it yourself "
                     "or choose another folder"
