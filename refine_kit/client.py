@@ -26,7 +26,7 @@ from refine_kit import context, diagnosis, endpoint
 from refine_kit.context import RunContext
 from refine_kit.diagnosis import NOT_A_COMPLETION, NOT_A_COMPLETION_CODE
 from refine_kit.endpoint import API_KEY_ENV, API_KEY_SECRET
-from refine_kit.errors import EndpointError, RefineKitError
+from refine_kit.errors import EndpointError, RetryableEndpointError
 from refine_kit.models import LLMReply, Usage
 from refine_kit.pacing import PacedTransport, Pacer
 from refine_kit.settings import LLMConfig, Settings
@@ -318,14 +318,6 @@ def _failure(exc: openai.APIError, url: str, config: LLMConfig, requests: int) -
     if response is not None and response.headers.get("x-should-retry") == "false":
         return RetryableEndpointError(message)
     return EndpointError(message)
-
-
-class RetryableEndpointError(RefineKitError):
-    """A failure the server marked not to retry at once (`x-should-retry: false`).
-
-    The client does not repeat it; the task retry does, later, replaying every step that
-    had completed, which is what that header asks of a caller.
-    """
 
 
 # A usage figure above this is not a real answer's: a broken server's, priced at nothing.

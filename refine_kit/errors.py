@@ -45,3 +45,11 @@ class TruncatedAnswer(LLMOutputError):
 
 class EndpointError(PermanentError):
     """The LLM endpoint failed for good: it names the URL, the status and the server's reason."""
+
+
+class RetryableEndpointError(RefineKitError):
+    """A failure the server marked not to retry at once (`x-should-retry: false`).
+
+    The client does not repeat it; the task retry does, later, replaying every step that
+    had completed, which is what that header asks of a caller.
+    """

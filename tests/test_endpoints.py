@@ -49,6 +49,13 @@ def healthy(received: Received, n: int) -> Reply:
     return completion(answer.content, **{"prompt_tokens": answer.prompt_tokens})
 
 
+def run_cli(topic: str, base_url: str, out: Path):  # noqa: ANN201 - typer's Result
+    """`refine-kit run TOPIC` against an endpoint, as a user types it."""
+    return CliRunner().invoke(
+        app, ["run", topic, "--base-url", base_url, "--model", "m", "-o", str(out)]
+    )
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -173,19 +180,7 @@ def test_a_key_echoed_by_the_server_reaches_no_file_and_no_terminal(
         return error(401, f"Incorrect API key provided: {auth}. Header was Authorization: {auth}")
 
     with StubEndpoint(respond) as stub:
-        result = CliRunner().invoke(
-            app,
-            [
-                "run",
-                "Tidal power",
-                "--base-url",
-                stub.base_url,
-                "--model",
-                "m",
-                "-o",
-                str(tmp_path),
-            ],
-        )
+        result = run_cli("Tidal power", stub.base_url, tmp_path)
     assert result.exit_code == 1 and "HTTP 401" in result.output
     assert canary not in result.output and canary[3:] not in result.output
     for path in tmp_path.rglob("*"):
@@ -323,19 +318,7 @@ def test_hostile_text_from_an_endpoint_is_printed_as_plain_text(tmp_path: Path) 
     hostile = "boom \x1b]0;pwned\x07\x1b[2J [/] [link=https://example.invalid]click[/link]"
 
     with StubEndpoint(lambda r, n: error(400, hostile)) as stub:
-        result = CliRunner().invoke(
-            app,
-            [
-                "run",
-                "Markup [/] in a topic",
-                "--base-url",
-                stub.base_url,
-                "--model",
-                "m",
-                "-o",
-                str(tmp_path),
-            ],
-        )
+        result = run_cli("Markup [/] in a topic", stub.base_url, tmp_path)
     assert result.exit_code == 1, result.output  # failed topic, not a crash (MarkupError)
     assert "\x1b" not in result.output and "[link=https://example.invalid]" in result.output
     assert "Markup [/] in a topic" in result.output
