@@ -18,8 +18,7 @@ from typing import Any
 import flyte
 from filelock import FileLock, Timeout
 
-from refine_kit import cluster as clusters
-from refine_kit import endpoint, outputs, progress, replay
+from refine_kit import connection, endpoint, outputs, progress, replay
 from refine_kit.errors import ConfigError, RefineKitError
 from refine_kit.models import BatchResult, RefineResult
 from refine_kit.offline.faults import FaultPlan
@@ -45,9 +44,9 @@ def init_flyte(verbose: bool = False, cluster: str | None = None) -> None:
     Called by the entry points; call it yourself only to change verbosity mid-session.
     """
     if cluster is None:
-        clusters.connect_local(verbose=verbose)
+        connection.connect_local(verbose=verbose)
     else:
-        clusters.connect(cluster, verbose=verbose)
+        connection.connect(cluster, verbose=verbose)
 
 
 @dataclass
@@ -128,9 +127,9 @@ def _submit(
         # A config file is read as for a real run (Flyte connects lazily); "auto" may find
         # none, so it serialises against a placeholder endpoint instead.
         if resolved.cluster == "auto":
-            clusters.connect_dry_run()
+            connection.connect_dry_run()
         else:
-            clusters.connect(str(resolved.cluster), verbose=resolved.verbose)
+            connection.connect(str(resolved.cluster), verbose=resolved.verbose)
     else:
         init_flyte(resolved.verbose, resolved.cluster)
     runner = flyte.with_runcontext(

@@ -1,9 +1,7 @@
-"""Running the same kit on a Flyte cluster: connect, check, deploy.
+"""Running the same kit on a Flyte cluster: check the environments, deploy them.
 
-Connecting uses Flyte's own configuration (`flyte.init_from_config`): a config file path,
-or Flyte's usual discovery (`./config.yaml`, `.flyte/config.yaml`, `FLYTECTL_CONFIG`,
-`~/.flyte/config.yaml`) when the setting is "auto". A dry run connects to a placeholder
-endpoint and serialises everything without a cluster, which is how the kit checks its
+Connecting lives in `connection` (a cluster config, or a dry run's placeholder endpoint);
+a dry run serialises everything without a cluster, which is how the kit checks its
 deployment offline.
 """
 
@@ -11,7 +9,6 @@ from __future__ import annotations
 
 import ast
 import inspect
-import logging
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
@@ -20,64 +17,12 @@ from typing import Any
 import flyte
 from google.protobuf.json_format import MessageToDict
 
-from refine_kit.envs import PACKAGE_DIR, driver_env, llm_env
-from refine_kit.errors import ConfigError
+from refine_kit.connection import connect, connect_dry_run
+from refine_kit.envs import driver_env, llm_env
 from refine_kit.notebook_job import notebook_env
 
-#: Where the code bundle is rooted: the folder that holds the `refine_kit` package.
-SOURCE_ROOT = PACKAGE_DIR.parent
-#: A placeholder endpoint for dry runs: nothing listens there and nothing is sent to it.
-DRY_RUN_ENDPOINT = "dns:///localhost:30080"
+#: The environments a deployment registers (llm_env comes with driver_env's depends_on).
 ENVIRONMENTS: tuple[flyte.TaskEnvironment, ...] = (driver_env, llm_env, notebook_env)
-
-
-# What Flyte is connected to now, so each entry point (re)connects only when that changes.
-_current: tuple[str, bool] | None = None
-
-
-def _connect(target: tuple[str, bool], init: Callable[[], None]) -> None:
-    global _current
-    if _current != target:
-        init()
-        _current = target
-
-
-def connect_local(*, verbose: bool = False) -> None:
-    """Run tasks in this process, with Flyte's log noise off unless `verbose`."""
-    level = logging.INFO if verbose else logging.CRITICAL
-    _connect(("local", verbose), lambda: flyte.init(log_level=level))
-
-
-def connect(cluster: str, *, verbose: bool = False) -> None:
-    """Point Flyte at a cluster: `cluster` is a config file path, or "auto" to discover one."""
-    path = None if cluster == "auto" else Path(cluster).expanduser()
-    if path is not None and not path.is_file():
-        raise ConfigError(f"cluster: config file {cluster!r} does not exist")
-    _connect(
-        (cluster, verbose),
-        lambda: flyte.init_from_config(
-            path,
-            root_dir=SOURCE_ROOT,
-            log_level=logging.INFO if verbose else logging.WARNING,
-            sync_local_sys_paths=False,  # the image carries the kit; a local venv must not travel
-        ),
-    )
-
-
-def connect_dry_run() -> None:
-    """Configure Flyte for serialisation only: no cluster is needed or contacted."""
-    _connect(
-        ("dry-run", False),
-        lambda: flyte.init(
-            endpoint=DRY_RUN_ENDPOINT,
-            insecure=True,
-            project="refine-kit",
-            domain="development",
-            root_dir=SOURCE_ROOT,
-            log_level=logging.CRITICAL,
-            sync_local_sys_paths=False,
-        ),
-    )
 
 
 def deploy(cluster: str | None = None, *, dry_run: bool = False) -> list:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import flyte
 from pydantic import ValidationError
 
-from refine_kit import answers, prompts
+from refine_kit import answers, literals, prompts
 from refine_kit.client import call_llm, current_config
 from refine_kit.errors import LLMOutputError, TruncatedAnswer
 from refine_kit.models import (
@@ -26,6 +26,8 @@ from refine_kit.models import (
     Usage,
 )
 from refine_kit.replay import replayable
+
+literals.register()  # the kit's models cross trace boundaries cheaply
 
 #: A critique is a few hundred characters; an answer this long is a broken server's.
 MAX_CRITIQUE_CHARS = 100_000
