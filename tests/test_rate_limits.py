@@ -226,6 +226,25 @@ def test_no_limits_keep_each_profiles_own_headers(serving) -> None:
     assert "rate_limits" not in stats(serving())
 
 
+def test_a_proxy_enforces_the_limits_without_headers(serving, clock: FakeClock) -> None:
+    """`limit_headers=False`: the same limits, refused with 429 and Retry-After only."""
+    server = serving(rpm=2, tpm=100_000, limit_headers=False, clock=clock)
+    answers = [ask(server), ask(server, stream=True), ask(server, max_tokens=0), ask(server)]
+    assert [status for status, _, _ in answers] == [200, 200, 400, 429]
+    for _, headers, _ in answers:
+        assert not [name for name in headers if name.lower().startswith("x-ratelimit")]
+    _, headers, body = answers[-1]
+    assert (headers["retry-after"], headers["retry-after-ms"]) == ("30", "30000")
+    assert body["error"]["code"] == "rate_limit_exceeded"
+    clock.advance(30)
+    assert ask(server)[0] == 200
+    counted = stats(server)
+    assert counted["statuses"] == {"200": 3, "400": 1, "429": 1}
+    assert counted["rate_limits"]["refused"] == {"requests": 1}
+    # Without limits, the openai profile's fixed headers are dropped too.
+    assert not any(n.startswith("x-ratelimit") for n in ask(serving(limit_headers=False))[1])
+
+
 @pytest.mark.parametrize(
     ("seconds", "shown"),
     [(0.0, "0ms"), (0.012, "12ms"), (1, "1s"), (1.5, "1.5s"), (59.9999, "1m0s"), (360, "6m0s")],
@@ -246,11 +265,16 @@ def test_serve_passes_the_limits_on(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(OfflineServer, "serve_forever", lambda self: served.append(self))
     result = CliRunner().invoke(app, ["serve", "--port", "0", "--rpm", "600", "--tpm", "100000"])
     assert result.exit_code == 0, result.output
+    quiet = ["serve", "--port", "0", "--rpm", "6", "--no-limit-headers"]
+    assert CliRunner().invoke(app, quiet).exit_code == 0
     try:
         limits = served[0].snapshot()["rate_limits"]
         assert (limits["requests_per_minute"], limits["tokens_per_minute"]) == (600, 100_000)
+        assert served[0].limit_headers and not served[1].limit_headers
+        assert served[1].snapshot()["rate_limits"]["requests_per_minute"] == 6
     finally:
-        served[0].stop()
+        for server in served:
+            server.stop()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -8,6 +8,9 @@ and payloads come from `profiles`, `ratelimit`, `transport` and `faults`; this m
 adds HTTP. Started with `refine-kit serve` (or `OfflineServer(profile="ollama").start()` in Python):
 
     refine-kit serve --port 8787 --latency 0.2 --rpm 600 --faults '{"rate": 0.1, "crash_after": 30}'
+
+`limit_headers=False` (`--no-limit-headers`) sends no `x-ratelimit-*` headers while still
+enforcing `rpm`/`tpm` with 429 and Retry-After, as many gateways and self-hosted proxies do.
 """
 
 from __future__ import annotations
@@ -71,6 +74,7 @@ class OfflineServer:
         profile: str | ServerProfile = "openai",
         rpm: int | None = None,
         tpm: int | None = None,
+        limit_headers: bool = True,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not allow_remote and not _is_loopback(host):
@@ -87,6 +91,7 @@ class OfflineServer:
         self.stats = ModelStats()
         self.injector = FaultInjector(faults or FaultPlan())
         self.limiter = RateLimiter(rpm, tpm, clock=clock, fixed=self.profile.rate_limits)
+        self.limit_headers = limit_headers  # False: x-ratelimit-* never leave this server
         # Binding here, not in start(), resolves port 0 so base_url is known immediately.
         self._socket = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
         try:
@@ -400,7 +405,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _write(self, status: int, headers: dict[str, str], parts: list[bytes]) -> int:
         self.send_response(status)
         for name, value in headers.items():
-            self.send_header(name, value)
+            if self.owner.limit_headers or not name.lower().startswith("x-ratelimit-"):
+                self.send_header(name, value)
         if self.close_connection:
             self.send_header("Connection", "close")
         self.end_headers()
