@@ -15,6 +15,8 @@ server, in this process, counts every request. Scenarios:
 - ratelimit: a server enforcing RPM and TPM as OpenAI does: useful throughput as a share of
   the binding limit, and 429s as a share of requests, for the kit at concurrency 8 and 64
   (and paced to the stated limits, when the kit has those settings).
+- startup: `refine-kit --help`, `import refine_kit`, and the first result of a one-topic run
+  (process start to exit, the kit's CLI against the plain script), median of 5, warm disk.
 
     python bench/bench_throughput.py --quick              # every scenario, small: < 1 min
     python bench/bench_throughput.py --scenario latency   # one scenario, full size
@@ -27,6 +29,7 @@ import asyncio
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -208,6 +211,7 @@ class Sizes:
     rate_latency: float = 0.2
     rpm: int = 600
     tpm: int = 450_000
+    startup_runs: int = 5
 
 
 #: A smoke run: every code path, one small size each; TPM binds only for the last seconds.
@@ -219,6 +223,7 @@ QUICK = Sizes(
     rate_latency=0.1,
     rpm=600,
     tpm=57_000,
+    startup_runs=1,
 )
 
 
@@ -400,6 +405,57 @@ def scenario_ratelimit(sizes: Sizes, warm_url: str) -> None:
     print("\n".join(notes))
 
 
+def first_result_baseline(url: str) -> None:
+    """The plain script's whole life for one topic: import the SDK, refine, exit."""
+    finished, failed = asyncio.run(baseline_batch(url, topic_names(1), 8))
+    if failed or not finished:
+        sys.exit("the baseline's one topic failed")
+
+
+def median_seconds(command: list[str], runs: int, env: dict[str, str]) -> float:
+    """Median wall time of `command`, from process start to exit, after one warm-up run."""
+    times = []
+    for _ in range(runs + 1):
+        started = time.perf_counter()
+        done = subprocess.run(command, env=env, capture_output=True, text=True)
+        times.append(time.perf_counter() - started)
+        if done.returncode != 0:
+            sys.exit(f"{' '.join(command[:3])} failed:\n{done.stderr[-2000:]}")
+    return statistics.median(times[1:])
+
+
+def scenario_startup(sizes: Sizes, warm_url: str) -> None:
+    from refine_kit.offline.server import OfflineServer
+
+    runs = sizes.startup_runs
+    cli = [str(Path(sys.executable).with_name("refine-kit"))]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("REFINE_KIT_", "OPENAI_"))}
+    env |= {"DO_NOT_TRACK": "1", "NO_PROXY": "127.0.0.1"}
+    rows = [
+        ["refine-kit --help", "kit", f"{median_seconds([*cli, '--help'], runs, env):.2f}"],
+        [
+            "import refine_kit",
+            "kit",
+            f"{median_seconds([sys.executable, '-c', 'import refine_kit'], runs, env):.2f}",
+        ],
+    ]
+    with OfflineServer() as server, tempfile.TemporaryDirectory() as home:
+        env |= {"FLYTECTL_CONFIG": str(Path(home) / "config.yaml")}
+        (Path(home) / "config.yaml").write_text("{}\n")
+        kit = [*cli, "run", "Heat pumps in cold climates", "--backend", "openai"]
+        kit += ["--base-url", server.base_url, "--model", MODEL, "--no-cache"]
+        kit += ["--output-dir", str(Path(home) / "out")]
+        plain = [sys.executable, __file__, "--first-result", "--url", server.base_url]
+        for name, command in (("kit", kit), ("baseline", plain)):
+            seconds = median_seconds(command, runs, env)
+            rows.append(["first result, 1 topic", name, f"{seconds:.2f}"])
+    print_table(
+        f"(4) Start-up: median of {runs} runs after a warm-up, latency 0",
+        ["measure", "contender", "seconds"],
+        rows,
+    )
+
+
 READING = """\
 How to read it: each row is one contender's batch in its own process against the same
 offline server. "start s" is imports (and, for the kit, a warm-up topic that pays Flyte's
@@ -423,7 +479,9 @@ says; the baseline row shows a client that only honours Retry-After."""
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small sizes: a smoke run, < 1 min")
-    parser.add_argument("--scenario", choices=("cpu", "latency", "ratelimit", "all"), default="all")
+    parser.add_argument(
+        "--scenario", choices=("cpu", "latency", "ratelimit", "startup", "all"), default="all"
+    )
     parser.add_argument("--contender", choices=("kit", "baseline"), help=argparse.SUPPRESS)
     parser.add_argument("--url", help=argparse.SUPPRESS)
     parser.add_argument("--topics", type=int, help=argparse.SUPPRESS)
@@ -431,14 +489,24 @@ def main() -> None:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     parser.add_argument("--settings", default="{}", help=argparse.SUPPRESS)
     parser.add_argument("--warm", help=argparse.SUPPRESS)
+    parser.add_argument("--first-result", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.first_result:
+        first_result_baseline(args.url)
+        return
     if args.contender:
         run_contender(args)
         return
     sizes = QUICK if args.quick else Sizes()
     started = time.perf_counter()
-    chosen = ("cpu", "latency", "ratelimit") if args.scenario == "all" else (args.scenario,)
-    scenarios = {"cpu": scenario_cpu, "latency": scenario_latency, "ratelimit": scenario_ratelimit}
+    every = ("cpu", "latency", "ratelimit", "startup")
+    chosen = every if args.scenario == "all" else (args.scenario,)
+    scenarios = {
+        "cpu": scenario_cpu,
+        "latency": scenario_latency,
+        "ratelimit": scenario_ratelimit,
+        "startup": scenario_startup,
+    }
     from refine_kit.offline.server import OfflineServer
 
     # The kit's warm-up topic goes here: instant, unlimited, never the measured server.

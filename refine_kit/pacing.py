@@ -29,6 +29,11 @@ import httpx2
 # server's own count corrects the budget with every answer.
 CHARS_PER_TOKEN = 4
 MESSAGE_FRAMING_TOKENS = 4  # each message's role and separators, as OpenAI counts them
+#: How much later than we send it a server may count a request (a new connection, a busy
+#: event loop): a budget that leaves full starts refilling that much later, so the request
+#: that first waits for the refill does not reach the server a few milliseconds early.
+SERVER_LAG = 0.05
+_EPSILON = 1e-9
 
 
 def estimated_tokens(body: Mapping[str, object]) -> int:
@@ -48,15 +53,24 @@ class _Budget:
 
     limit: float
     level: float
+    refills_from: float = 0.0  # no refill before this time (see SERVER_LAG)
 
-    def refill(self, seconds: float) -> None:
+    def refill(self, since: float, now: float) -> None:
+        seconds = max(0.0, now - max(since, self.refills_from))
         self.level = min(self.limit, self.level + seconds * self.limit / 60)
 
-    def wait_for(self, amount: float) -> float:
+    def charge(self, amount: float, now: float) -> None:
+        if self.level >= self.limit:  # leaving full: the server refills from when it counts
+            self.refills_from = now + SERVER_LAG
+        self.level -= amount
+
+    def wait_for(self, amount: float, now: float) -> float:
         """Seconds until `amount` is affordable (a request larger than the limit waits for
         a full budget, as providers let such a request through on an empty minute)."""
         needed = min(amount, self.limit) - self.level
-        return max(0.0, needed * 60 / self.limit)
+        if needed <= _EPSILON:  # float refills land a hair under whole numbers
+            return 0.0
+        return max(0.0, self.refills_from - now) + needed * 60 / self.limit
 
 
 class Pacer:
@@ -79,6 +93,9 @@ class Pacer:
         self._queue = asyncio.Lock()
         self.waited = 0.0  # seconds spent waiting for budget, for accounting and tests
         self.rate_limited = 0  # 429s seen
+        # Sent and not answered yet: an answer's headers were counted before these arrived.
+        self.in_flight = 0
+        self.in_flight_tokens = 0
 
     @property
     def active(self) -> bool:
@@ -95,9 +112,9 @@ class Pacer:
                 wait = self._wait(tokens)
                 if wait <= 0:
                     if self.requests is not None:
-                        self.requests.level -= 1
+                        self.requests.charge(1, self._stamp)
                     if self.tokens is not None:
-                        self.tokens.level -= min(tokens, self.tokens.limit)
+                        self.tokens.charge(min(tokens, self.tokens.limit), self._stamp)
                     return
                 self.waited += wait
                 await asyncio.sleep(wait)
@@ -107,23 +124,27 @@ class Pacer:
         self._refill(now)
         waits = [self._paused_until - now]
         if self.requests is not None:
-            waits.append(self.requests.wait_for(1))
+            waits.append(self.requests.wait_for(1, now))
         if self.tokens is not None:
-            waits.append(self.tokens.wait_for(tokens))
+            waits.append(self.tokens.wait_for(tokens, now))
         return max(waits)
 
     def _refill(self, now: float) -> None:
         for budget in (self.requests, self.tokens):
             if budget is not None:
-                budget.refill(now - self._stamp)
+                budget.refill(self._stamp, now)
         self._stamp = now
 
     def learn(self, status: int, headers: Mapping[str, str]) -> None:
         """Take the limits and what remains from an answer; a 429 pauses the whole run."""
         now = self._clock()
         self._refill(now)
-        self.requests = self._synced(self.requests, headers, "requests", self._stated[0])
-        self.tokens = self._synced(self.tokens, headers, "tokens", self._stated[1])
+        self.requests = self._synced(
+            self.requests, headers, "requests", self._stated[0], self.in_flight
+        )
+        self.tokens = self._synced(
+            self.tokens, headers, "tokens", self._stated[1], self.in_flight_tokens
+        )
         if status == 429:
             self.rate_limited += 1
             pause = _retry_after(headers)
@@ -133,8 +154,14 @@ class Pacer:
 
     @staticmethod
     def _synced(
-        budget: _Budget | None, headers: Mapping[str, str], kind: str, stated: int | None
+        budget: _Budget | None,
+        headers: Mapping[str, str],
+        kind: str,
+        stated: int | None,
+        unseen: int,
     ) -> _Budget | None:
+        """The budget as the server counted it, less what is in flight (`unseen`): those
+        requests may have arrived after this answer's count."""
         limit_text = headers.get(f"x-ratelimit-limit-{kind}")
         remaining_text = headers.get(f"x-ratelimit-remaining-{kind}")
         if limit_text is None or remaining_text is None:
@@ -147,7 +174,7 @@ class Pacer:
             return budget
         if stated:  # a stated limit lower than the server's (a shared key, a budget) wins
             limit = min(limit, stated)
-        return _Budget(limit=limit, level=min(remaining, limit))
+        return _Budget(limit=limit, level=min(remaining, limit) - unseen)
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:
@@ -172,16 +199,27 @@ class PacedTransport(httpx2.AsyncBaseTransport):
         self.pacer = pacer
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
-        chat = request.url.path.endswith("/chat/completions")
-        if chat and self.pacer.active:
-            try:
-                body = json.loads(request.content)
-            except ValueError:
-                body = {}
-            await self.pacer.acquire(estimated_tokens(body if isinstance(body, dict) else {}))
-        response = await self.inner.handle_async_request(request)
-        if chat:
-            self.pacer.learn(response.status_code, response.headers)
+        if not request.url.path.endswith("/chat/completions"):
+            return await self.inner.handle_async_request(request)
+        try:
+            body = json.loads(request.content)
+        except ValueError:
+            body = {}
+        tokens = estimated_tokens(body if isinstance(body, dict) else {})
+        pacer = self.pacer
+        await pacer.acquire(tokens)
+        pacer.in_flight, pacer.in_flight_tokens = (
+            pacer.in_flight + 1,
+            pacer.in_flight_tokens + tokens,
+        )
+        try:
+            response = await self.inner.handle_async_request(request)
+        finally:
+            pacer.in_flight, pacer.in_flight_tokens = (
+                pacer.in_flight - 1,
+                pacer.in_flight_tokens - tokens,
+            )
+        pacer.learn(response.status_code, response.headers)
         return response
 
     async def aclose(self) -> None:

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from refine_kit.pacing import Pacer, estimated_tokens
+from refine_kit.pacing import SERVER_LAG, Pacer, estimated_tokens
 
 
 class FakeClock:
@@ -50,7 +50,9 @@ def test_stated_requests_per_minute_space_out_requests_once_the_minute_is_spent(
 
     asyncio.run(burst())
     assert starts[:60] == [0.0] * 60  # a full minute's budget at the start, as providers allow
-    assert starts[60:] == [pytest.approx(1.0), pytest.approx(2.0)]  # then one a second
+    # Then one a second, from when the server counted the first (SERVER_LAG after sending).
+    lag = SERVER_LAG
+    assert starts[60:] == [pytest.approx(1.0 + lag), pytest.approx(2.0 + lag)]
 
 
 def test_tokens_per_minute_bind_on_prompt_plus_max_tokens(clock) -> None:
@@ -63,7 +65,7 @@ def test_tokens_per_minute_bind_on_prompt_plus_max_tokens(clock) -> None:
             seen.append(clock.now)
         return seen
 
-    assert asyncio.run(two()) == [0.0, 0.0, pytest.approx(30.0)]
+    assert asyncio.run(two()) == [0.0, 0.0, pytest.approx(30.0 + SERVER_LAG)]
 
 
 def test_limits_are_learned_from_the_headers_and_a_lower_stated_limit_wins(clock) -> None:
@@ -76,6 +78,16 @@ def test_limits_are_learned_from_the_headers_and_a_lower_stated_limit_wins(clock
     stated = Pacer(requests_per_minute=100, clock=clock)
     stated.learn(200, headers(600, 599, 100_000, 90_000))
     assert stated.requests and stated.requests.limit == 100
+
+
+def test_requests_still_in_flight_are_not_in_an_answers_count(clock) -> None:
+    """An answer's headers count the budget when that request arrived: requests sent after
+    it and not answered yet may be missing, so they are taken off what it says remains."""
+    pacer = Pacer(clock=clock)
+    pacer.in_flight, pacer.in_flight_tokens = 3, 9_000
+    pacer.learn(200, headers(600, 5, 100_000, 50_000))
+    assert pacer.requests and pacer.requests.level == 2
+    assert pacer.tokens and pacer.tokens.level == 41_000
 
 
 def test_a_429_pauses_every_call_until_its_retry_after(clock) -> None:
