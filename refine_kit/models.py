@@ -24,6 +24,9 @@ class BoundaryModel(BaseModel):
     schema cannot change while the process runs, so it is built once per class and arguments.
     """
 
+    # Validators are built on first use, not at import: `refine-kit --help` never needs them.
+    model_config = ConfigDict(defer_build=True)
+
     @classmethod
     def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
         # A shallow copy: callers read the schema; none we know of edits it in place.

@@ -48,8 +48,9 @@ MAX_TOPICS = 10_000
 class Settings(BaseSettings):
     """Every knob of a run. Arguments win over `REFINE_KIT_*` environment variables."""
 
+    # defer_build: the CLI's help reads the fields' defaults, not the validators.
     model_config = SettingsConfigDict(
-        env_prefix="REFINE_KIT_", extra="forbid", validate_default=True
+        env_prefix="REFINE_KIT_", extra="forbid", validate_default=True, defer_build=True
     )
 
     backend: Backend = Field(
