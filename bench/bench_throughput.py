@@ -227,16 +227,20 @@ QUICK = Sizes(
 )
 
 
-def rate_rows(sizes: Sizes) -> list[tuple[str, int, dict[str, Any]]]:
-    """The rate-limited scenario's rows: (contender, concurrency, extra kit settings).
+def rate_rows(sizes: Sizes) -> list[tuple[str, int, dict[str, Any], bool]]:
+    """The rate-limited scenario's rows: (contender, concurrency, extra kit settings, whether
+    the server sends x-ratelimit-* headers).
 
-    A row whose settings the kit does not have yet is skipped with a note. The baseline
-    row shows what a client that does not pace (it only honours Retry-After) gets."""
+    A row whose settings the kit does not have yet is skipped with a note. Without headers
+    and stated limits the kit has only its fixed concurrency (and the shared pause on a
+    429), as before it paced; the baseline row is a client that only honours Retry-After."""
+    stated = {"requests_per_minute": sizes.rpm, "tokens_per_minute": sizes.tpm}
     return [
-        ("kit", 8, {}),
-        ("kit", 64, {}),
-        ("kit, paced", 64, {"requests_per_minute": sizes.rpm, "tokens_per_minute": sizes.tpm}),
-        ("baseline", 64, {}),
+        ("kit, no headers", 8, {}, False),
+        ("kit, no headers", 64, {}, False),
+        ("kit, learned", 64, {}, True),
+        ("kit, stated", 64, stated, False),
+        ("baseline", 64, {}, True),
     ]
 
 
@@ -365,12 +369,13 @@ def scenario_ratelimit(sizes: Sizes, warm_url: str) -> None:
 
     rpm, tpm, topics = sizes.rpm, sizes.tpm, sizes.rate_topics
     rows, notes = [], []
-    for name, limit, extra in rate_rows(sizes):
+    for name, limit, extra, headers in rate_rows(sizes):
         if missing := [k for k in extra if k not in Settings.model_fields]:
             notes.append(f"  {name}: skipped, the kit has no {' / '.join(missing)} setting yet")
             continue
         # A fresh server per row: every contender starts with full budgets.
-        with OfflineServer(latency=sizes.rate_latency, rpm=rpm, tpm=tpm) as server:
+        limits = {"rpm": rpm, "tpm": tpm, "limit_headers": headers}
+        with OfflineServer(latency=sizes.rate_latency, **limits) as server:
             r = launch(name, server.base_url, topics, limit, warm_url, extra)
         wall, refused = r["wall"], r["statuses"].get("429", 0)
         # Useful: the calls and tokens of topics that finished (a failed topic's are wasted),
@@ -471,9 +476,9 @@ and "of TPM" divide the useful work (the calls of topics that finished, and thei
 completion tokens as the server's usage reports them; a failed topic's calls are wasted)
 by the most the server could admit over the wall time (a full minute's budget at the start
 plus the refill): 100% means all of the binding limit did useful work. "429 share" is
-refused requests over all requests sent. The kit's pacing, where it exists, also learns
-limits from the x-ratelimit headers, so its "unpaced" rows may be paced by what the server
-says; the baseline row shows a client that only honours Retry-After."""
+refused requests over all requests sent. "no headers": the server enforces its limits but
+sends no x-ratelimit-* headers, so the kit has only its fixed concurrency; "learned": it
+sends them and the kit paces by them; "stated": the limits are given as settings."""
 
 
 def main() -> None:

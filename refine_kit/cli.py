@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
+import functools
 import gc
 import inspect
 from collections.abc import Callable
@@ -17,16 +18,15 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, get_type_hints
 
 import typer
 from pydantic import ValidationError
-from rich import box
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from refine_kit.errors import ConfigError, RefineKitError
 from refine_kit.redaction import plain
 from refine_kit.settings import Backend, default
 
 if TYPE_CHECKING:  # the pipeline (Flyte, the OpenAI SDK) loads only when a command runs
+    from rich.console import Console
+    from rich.table import Table
+
     from refine_kit.models import Accounting, BatchResult
     from refine_kit.progress import ProgressEvent
 
@@ -36,8 +36,16 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,  # plain help: readable at 80 columns, no type column
 )
-out = Console()
-err = Console(stderr=True)
+
+
+@functools.cache
+def _console(stderr: bool = False) -> Console:
+    """Rich, loaded when a command prints: `--help` (plain click help) never does."""
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
 # A command is the whole process: skip the interpreter's last sweep over every object Flyte
 # and the SDK loaded (about half a second at exit), which would free nothing the OS does not.
 atexit.register(gc.freeze)
@@ -274,12 +282,14 @@ def deploy(
     except (RuntimeError, ConfigError) as exc:
         _fail(f"deploy: {exc}")
     rows = cluster.deployment_rows(deployments)
+    from rich.table import Table
+
     table = Table(title="refine_kit deployment" + (" (dry run)" if dry_run else ""))
     for column in rows[0]:
         table.add_column(column.capitalize(), no_wrap=column in ("task", "reuse"))
     for row in rows:
         table.add_row(*row.values())
-    out.print(table)
+    _console().print(table)
 
 
 def read_topics_file(path: Path) -> list[str]:
@@ -308,6 +318,8 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
             settings["faults"] = FaultPlan.from_env(settings["faults"])
         except ValidationError as exc:
             _fail(f"faults: {ConfigError.from_validation(exc)}")
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     steps = StepCount(len(topics))
     with Progress(
         TextColumn("[bold]{task.description}"),
@@ -315,7 +327,7 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
         MofNCompleteColumn(),
         TextColumn("LLM steps"),
         TimeElapsedColumn(),
-        console=err,
+        console=_console(stderr=True),
         transient=True,
     ) as bar:
         task = bar.add_task("Refining", total=steps.total)
@@ -335,16 +347,16 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
         except RefineKitError as exc:  # bad input, a damaged store: nothing was run
             bar.stop()
             _fail(str(exc))
-    out.print(results_table(result))
+    _console().print(results_table(result))
     for line in failure_lines(result):
-        out.print(line, soft_wrap=True)
+        _console().print(line, soft_wrap=True)
     # Whole lines (soft_wrap): the terminal wraps them; copied text stays one line.
-    out.print(
+    _console().print(
         f"{len(result.succeeded)} succeeded, {len(result.failed)} failed in "
         f"{result.seconds:.1f} s; files in {plain(result.output_dir)}",
         soft_wrap=True,
     )
-    out.print(accounting_line(result.accounting), soft_wrap=True)
+    _console().print(accounting_line(result.accounting), soft_wrap=True)
     if result.failed:
         raise typer.Exit(code=1)
 
@@ -377,6 +389,9 @@ class StepCount:
 
 def results_table(result: BatchResult) -> Table:
     """One row per topic, the numbers a user checks first; it reads at 80 columns."""
+    from rich import box
+    from rich.table import Table
+
     table = Table(title="refine_kit results", box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("Topic", ratio=1, min_width=16, overflow="fold")
     for column in ("Status", "Score", "Revisions", "Stop", "Requests", "Seconds"):
@@ -423,7 +438,7 @@ def _score(event: ProgressEvent) -> str:
 
 
 def _fail(message: str) -> NoReturn:
-    err.print(f"[red]error:[/] {plain(message)}", soft_wrap=True)
+    _console(stderr=True).print(f"[red]error:[/] {plain(message)}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 import os
 import re
 
-from rich.markup import escape
-
 from refine_kit.endpoint import API_KEY_ENV
 
 MASK = "***"
@@ -44,6 +42,8 @@ def redact(text: str) -> str:
 
 def plain(text: object) -> str:
     """Text from outside, safe to print through Rich: no control characters, no markup."""
+    from rich.markup import escape  # here, not at import: `refine-kit --help` needs no Rich
+
     return escape(_CONTROL.sub("", redact(str(text))))
 
 

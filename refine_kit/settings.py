@@ -7,15 +7,15 @@ environment, so they cannot reach task inputs, caches, records or checkpoints.
 
 # No `from __future__ import annotations`: LLMConfig and RunOptions cross task boundaries,
 # where Flyte reads their type hints on every conversion (see models.py).
+import functools
 import os
 import re
 import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict, SettingsError
 
 from refine_kit import endpoint
 from refine_kit.endpoint import API_KEY_ENV
@@ -45,13 +45,15 @@ MAX_TOPIC_CHARS = 300
 MAX_TOPICS = 10_000
 
 
-class Settings(BaseSettings):
-    """Every knob of a run. Arguments win over `REFINE_KIT_*` environment variables."""
+class SettingFields(BaseModel):
+    """Every knob of a run, declared once: its type, default, bounds and meaning.
+
+    `Settings` is this read from arguments and `REFINE_KIT_*` variables; defaults, bounds and
+    help come from here, which loads no environment machinery (see `settings_class`).
+    """
 
     # defer_build: the CLI's help reads the fields' defaults, not the validators.
-    model_config = SettingsConfigDict(
-        env_prefix="REFINE_KIT_", extra="forbid", validate_default=True, defer_build=True
-    )
+    model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
     backend: Backend = Field(
         default="auto",
@@ -211,9 +213,37 @@ class Settings(BaseSettings):
         )
 
 
+if TYPE_CHECKING:
+    Settings = SettingFields  # to a type checker: the same fields and methods
+
+
+@functools.cache
+def settings_class() -> type[SettingFields]:
+    """`Settings`, made on first use: pydantic-settings takes a tenth of a second to import,
+    and `refine-kit --help` (which needs only `SettingFields`) should not pay it."""
+    from pydantic_settings import BaseSettings, SettingsConfigDict
+
+    class Settings(BaseSettings, SettingFields):
+        """Every knob of a run. Arguments win over `REFINE_KIT_*` environment variables."""
+
+        model_config = SettingsConfigDict(
+            env_prefix="REFINE_KIT_", extra="forbid", validate_default=True
+        )
+
+    Settings.__module__, Settings.__qualname__ = __name__, "Settings"
+    return Settings
+
+
+def __getattr__(name: str) -> Any:
+    """`refine_kit.settings.Settings` (PEP 562): built by `settings_class` when first asked."""
+    if name == "Settings":
+        return settings_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def default(name: str) -> Any:
-    """A setting's default, as declared once on `Settings` (tasks and models derive theirs)."""
-    return Settings.model_fields[name].get_default(call_default_factory=True)
+    """A setting's default, as declared once on `SettingFields` (tasks and models derive theirs)."""
+    return SettingFields.model_fields[name].get_default(call_default_factory=True)
 
 
 def check_setting(name: str, value: Any) -> Any:
@@ -222,8 +252,8 @@ def check_setting(name: str, value: Any) -> Any:
     Tasks call this for their own inputs: they can be started directly, without `Settings`.
     """
     try:
-        validated = Settings.__pydantic_validator__.validate_assignment(
-            Settings.model_construct(), name, value, strict=True
+        validated = SettingFields.__pydantic_validator__.validate_assignment(
+            SettingFields.model_construct(), name, value, strict=True
         )
     except ValidationError as exc:
         raise ConfigError.from_validation(exc) from None
@@ -263,7 +293,7 @@ class LLMConfig(BoundaryModel):
 def describe_settings() -> str:
     """The settings as a docstring section: name, default and meaning, from `Settings` itself."""
     lines = ["", "", "    Settings (each also read from REFINE_KIT_<NAME>):", ""]
-    for name, info in Settings.model_fields.items():
+    for name, info in SettingFields.model_fields.items():
         value = default(name)
         shown = f"{type(value).__name__}()" if isinstance(value, BaseModel) else repr(value)
         text = f"{name} (default {shown}): {info.description}."
@@ -271,7 +301,7 @@ def describe_settings() -> str:
     return "\n".join(lines) + "\n"
 
 
-def load_settings(settings: Settings | None = None, **overrides: Any) -> Settings:
+def load_settings(settings: "Settings | None" = None, **overrides: Any) -> "Settings":
     """Build settings from keyword arguments (None means 'not given') over the environment.
 
     Raises `ConfigError` naming each bad field and what it allows, so bad input fails
@@ -280,13 +310,19 @@ def load_settings(settings: Settings | None = None, **overrides: Any) -> Setting
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         base = settings.model_dump(exclude_unset=True) if settings is not None else {}
-        return Settings(**{**base, **given})
+        return settings_class()(**{**base, **given})
     except ValidationError as exc:
         raise ConfigError.from_validation(exc) from None
-    except SettingsError as exc:  # an environment variable that is not even JSON
+    except _settings_error() as exc:  # an environment variable that is not even JSON
         field = re.search(r'field "(\w+)"', str(exc))
         name = f"REFINE_KIT_{field.group(1).upper()}" if field else "REFINE_KIT_* variable"
         raise ConfigError(f"{name}: not valid JSON ({exc.__cause__ or exc})") from None
+
+
+def _settings_error() -> type[Exception]:
+    from pydantic_settings import SettingsError
+
+    return SettingsError
 
 
 def validate_topics(topics: Sequence[str]) -> list[str]:
