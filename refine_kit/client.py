@@ -210,8 +210,8 @@ async def call_llm(
     client = get_client(ctx)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
     before = ctx.ledger.requests
-    # While this endpoint's request shape is unknown, one call at a time finds it out, so a
-    # refusal is paid once, not once per topic that starts at the same moment.
+    # While this endpoint's structured-output shape is unknown, one critique at a time finds
+    # it out, so a refusal is paid once, not once per topic that starts at the same moment.
     async with _probing(ctx, caps, json_mode):
         raw, started, seconds, mode, tokens = await _create(
             ctx, client, caps, url, messages, json_mode, schema, before
@@ -240,14 +240,17 @@ async def call_llm(
 async def _probing(
     ctx: RunContext, caps: endpoint.Capabilities, json_mode: bool
 ) -> AsyncIterator[None]:
-    """Hold the run's probe lock while what this call needs of the endpoint is unknown.
+    """Hold the run's probe lock while the endpoint's structured-output shape is unknown.
 
-    The first call to take it probes; the others wait, then find the answer known and let
-    go before sending, so they run side by side again.
+    The first critique to take it probes; the others wait, then find the answer known and
+    let go before sending, so they run side by side again. Servers often refuse a mode, and
+    the ladder may take two refusals. The token parameter is not worth a wait: it is guessed
+    from the URL and rarely refused, and waiting would hold every topic's first draft for a
+    whole answer; a refusal costs each call then in flight one quick 400.
     """
 
     def known() -> bool:
-        return caps.token_parameter is not None and (not json_mode or caps.structured is not None)
+        return not json_mode or caps.structured is not None
 
     if known():
         yield

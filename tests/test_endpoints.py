@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import threading
 from pathlib import Path
 
 import pytest
@@ -16,7 +17,7 @@ from endpoint_stub import Received, Reply, StubEndpoint, completion, error
 from typer.testing import CliRunner
 
 import refine_kit
-from refine_kit import answers, endpoint
+from refine_kit import answers, endpoint, prompts
 from refine_kit.cli import app
 from refine_kit.errors import LLMOutputError
 from refine_kit.offline.model import OfflineModel
@@ -255,6 +256,29 @@ def test_a_refused_token_parameter_is_swapped_once(tmp_path: Path) -> None:
         )
     assert sum("max_tokens" in r.body for r in stub.received) == 1
     assert result.requests_sent == len(result.calls) + 1
+
+
+def test_first_drafts_on_a_new_endpoint_do_not_wait_for_each_other(tmp_path: Path) -> None:
+    """Only the structured-output probe holds other calls back; the drafts go out at once."""
+    topics = ["Tidal power", "Urban beekeeping", "Heat pumps", "Community fridges"]
+    drafts = threading.Barrier(len(topics), timeout=10)
+    together: list[bool] = []
+
+    def answer_drafts_once_all_arrived(received: Received, n: int) -> Reply:
+        if received.body["messages"][-1]["content"].startswith(prompts.draft_prompt("")):
+            try:
+                drafts.wait()  # every topic's first draft is in flight at once
+                together.append(True)
+            except threading.BrokenBarrierError:
+                together.append(False)
+        return healthy(received, n)
+
+    with StubEndpoint(answer_drafts_once_all_arrived) as stub:
+        batch = refine_kit.refine_batch(
+            topics, base_url=stub.base_url, output_dir=tmp_path, max_concurrency=4, **FAST
+        )
+    assert len(batch.succeeded) == len(topics)
+    assert together[: len(topics)] == [True] * len(topics)
 
 
 def test_a_truncated_report_is_an_error_and_a_truncated_critique_is_asked_again(
