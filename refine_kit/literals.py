@@ -11,7 +11,9 @@ fixed while the process runs, and they hold no enums and no Flyte file types. So
 `BoundaryTransformer` keeps Flyte's literal format exactly (same literal type, same
 MessagePack bytes: a cluster records what it recorded before; a test compares both
 transformers byte for byte) and skips the rest. `register()` installs it; the modules that
-hand models to Flyte (`traced`, `tasks`) call it when they are imported.
+hand models to Flyte (`traced`, `tasks`) call it when they are imported. It builds on
+Flyte's own transformer class and registry (flyte is pinned to 2.12.x); should an upgrade
+change the format, the byte-for-byte test fails first.
 """
 
 from __future__ import annotations
