@@ -231,7 +231,7 @@ def rate_rows(sizes: Sizes) -> list[tuple[str, int, dict[str, Any], bool]]:
     """The rate-limited scenario's rows: (contender, concurrency, extra kit settings, whether
     the server sends x-ratelimit-* headers).
 
-    A row whose settings the kit does not have yet is skipped with a note. Without headers
+    Without headers
     and stated limits the kit has only its fixed concurrency (and the shared pause on a
     429), as before it paced; the baseline row is a client that only honours Retry-After."""
     stated = {"requests_per_minute": sizes.rpm, "tokens_per_minute": sizes.tpm}
@@ -365,14 +365,10 @@ def scenario_latency(sizes: Sizes, warm_url: str) -> None:
 
 def scenario_ratelimit(sizes: Sizes, warm_url: str) -> None:
     from refine_kit.offline.server import OfflineServer
-    from refine_kit.settings import Settings
 
     rpm, tpm, topics = sizes.rpm, sizes.tpm, sizes.rate_topics
-    rows, notes = [], []
+    rows = []
     for name, limit, extra, headers in rate_rows(sizes):
-        if missing := [k for k in extra if k not in Settings.model_fields]:
-            notes.append(f"  {name}: skipped, the kit has no {' / '.join(missing)} setting yet")
-            continue
         # A fresh server per row: every contender starts with full budgets.
         limits = {"rpm": rpm, "tpm": tpm, "limit_headers": headers}
         with OfflineServer(latency=sizes.rate_latency, **limits) as server:
@@ -407,7 +403,6 @@ def scenario_ratelimit(sizes: Sizes, warm_url: str) -> None:
         columns,
         rows,
     )
-    print("\n".join(notes))
 
 
 def first_result_baseline(url: str) -> None:

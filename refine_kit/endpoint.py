@@ -13,6 +13,7 @@ fallback is paid once per process. `refine_kit.reset()` forgets.
 
 from __future__ import annotations
 
+import functools
 import os
 import threading
 from dataclasses import dataclass
@@ -106,11 +107,13 @@ def forget() -> None:
         _known.clear()
 
 
+@functools.cache
 def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
     """`model`'s JSON schema in the strict subset OpenAI's structured outputs accept.
 
     Every property required, no extra properties, and only the keywords the strict mode
     knows; bounds such as the score's 1..10 are checked by pydantic on the answer instead.
+    Built once per model (every critique request carries it): read it, do not edit it.
     """
     keep = {"type", "properties", "required", "additionalProperties", "items", "description"}
 

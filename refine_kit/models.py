@@ -6,7 +6,6 @@ are what notebooks and the CLI display.
 
 # No `from __future__ import annotations` here: Flyte reads these models' type hints on every
 # value it converts, and string annotations would have to be evaluated each time.
-from functools import cache
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -17,25 +16,10 @@ TopicStatus = Literal["succeeded", "failed"]
 
 
 class BoundaryModel(BaseModel):
-    """A model that crosses Flyte task and trace boundaries.
-
-    Flyte's type engine asks for a model's JSON schema on every value it converts, and
-    pydantic builds it afresh each time: about half the CPU of a fast local run. A model's
-    schema cannot change while the process runs, so it is built once per class and arguments.
-    """
+    """A model that crosses Flyte task and trace boundaries (see `literals` for how)."""
 
     # Validators are built on first use, not at import: `refine-kit --help` never needs them.
     model_config = ConfigDict(defer_build=True)
-
-    @classmethod
-    def model_json_schema(cls, *args: Any, **kwargs: Any) -> dict[str, Any]:
-        # A shallow copy: callers read the schema; none we know of edits it in place.
-        return dict(_schema(cls, args, tuple(sorted(kwargs.items()))))
-
-
-@cache
-def _schema(cls: type[BoundaryModel], args: tuple, kwargs: tuple) -> dict[str, Any]:
-    return super(BoundaryModel, cls).model_json_schema(*args, **dict(kwargs))
 
 
 class Critique(BoundaryModel):

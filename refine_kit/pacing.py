@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx2
@@ -119,6 +120,18 @@ class Pacer:
                 self.waited += wait
                 await asyncio.sleep(wait)
 
+    @asynccontextmanager
+    async def sending(self, tokens: int) -> AsyncIterator[None]:
+        """Wait for budget, then count the request as in flight until its answer is back."""
+        await self.acquire(tokens)
+        self.in_flight += 1
+        self.in_flight_tokens += tokens
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            self.in_flight_tokens -= tokens
+
     def _wait(self, tokens: int) -> float:
         now = self._clock()
         self._refill(now)
@@ -206,20 +219,9 @@ class PacedTransport(httpx2.AsyncBaseTransport):
         except ValueError:
             body = {}
         tokens = estimated_tokens(body if isinstance(body, dict) else {})
-        pacer = self.pacer
-        await pacer.acquire(tokens)
-        pacer.in_flight, pacer.in_flight_tokens = (
-            pacer.in_flight + 1,
-            pacer.in_flight_tokens + tokens,
-        )
-        try:
+        async with self.pacer.sending(tokens):
             response = await self.inner.handle_async_request(request)
-        finally:
-            pacer.in_flight, pacer.in_flight_tokens = (
-                pacer.in_flight - 1,
-                pacer.in_flight_tokens - tokens,
-            )
-        pacer.learn(response.status_code, response.headers)
+        self.pacer.learn(response.status_code, response.headers)
         return response
 
     async def aclose(self) -> None:

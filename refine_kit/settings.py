@@ -307,22 +307,18 @@ def load_settings(settings: "Settings | None" = None, **overrides: Any) -> "Sett
     Raises `ConfigError` naming each bad field and what it allows, so bad input fails
     before any LLM call.
     """
+    from pydantic_settings import SettingsError  # loaded by settings_class() below anyway
+
     given = {k: v for k, v in overrides.items() if v is not None}
     try:
         base = settings.model_dump(exclude_unset=True) if settings is not None else {}
         return settings_class()(**{**base, **given})
     except ValidationError as exc:
         raise ConfigError.from_validation(exc) from None
-    except _settings_error() as exc:  # an environment variable that is not even JSON
+    except SettingsError as exc:  # an environment variable that is not even JSON
         field = re.search(r'field "(\w+)"', str(exc))
         name = f"REFINE_KIT_{field.group(1).upper()}" if field else "REFINE_KIT_* variable"
         raise ConfigError(f"{name}: not valid JSON ({exc.__cause__ or exc})") from None
-
-
-def _settings_error() -> type[Exception]:
-    from pydantic_settings import SettingsError
-
-    return SettingsError
 
 
 def validate_topics(topics: Sequence[str]) -> list[str]:

@@ -84,10 +84,17 @@ def test_requests_still_in_flight_are_not_in_an_answers_count(clock) -> None:
     """An answer's headers count the budget when that request arrived: requests sent after
     it and not answered yet may be missing, so they are taken off what it says remains."""
     pacer = Pacer(clock=clock)
-    pacer.in_flight, pacer.in_flight_tokens = 3, 9_000
-    pacer.learn(200, headers(600, 5, 100_000, 50_000))
+
+    async def three_sent_then_one_answered() -> None:
+        async with pacer.sending(3_000), pacer.sending(3_000), pacer.sending(3_000):
+            async with pacer.sending(1_000):
+                pass
+            pacer.learn(200, headers(600, 5, 100_000, 50_000))  # the fourth one's answer
+
+    asyncio.run(three_sent_then_one_answered())
     assert pacer.requests and pacer.requests.level == 2
     assert pacer.tokens and pacer.tokens.level == 41_000
+    assert (pacer.in_flight, pacer.in_flight_tokens) == (0, 0)  # all answered
 
 
 def test_a_429_pauses_every_call_until_its_retry_after(clock) -> None:
