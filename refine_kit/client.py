@@ -206,7 +206,8 @@ async def call_llm(
             return await call_llm(prompt, system, json_mode, schema=schema)
     config = ctx.config
     url = OFFLINE_BASE_URL if config.backend == "offline" else endpoint.shown(config.base_url)
-    caps = endpoint.capabilities(url, config.model)
+    remember = config.backend != "offline"  # the offline model's shape is known; no file
+    caps = endpoint.capabilities(url, config.model, remember=remember)
     client = get_client(ctx)
     messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
     before = ctx.ledger.requests
@@ -216,8 +217,8 @@ async def call_llm(
         raw, started, seconds, mode, tokens = await _create(
             ctx, client, caps, url, messages, json_mode, schema, before
         )
-        if json_mode and caps.structured is None:
-            caps.structured = mode
+        if mode is not None and mode != caps.structured:
+            endpoint.learn_structured(url, config.model, mode, remember=remember)
         if caps.token_parameter is None:
             caps.token_parameter = tokens
     response = raw.parse()
@@ -244,9 +245,12 @@ async def _probing(
 
     The first critique to take it probes; the others wait, then find the answer known and
     let go before sending, so they run side by side again. Servers often refuse a mode, and
-    the ladder may take two refusals. The token parameter is not worth a wait: it is guessed
-    from the URL and rarely refused, and waiting would hold every topic's first draft for a
-    whole answer; a refusal costs each call then in flight one quick 400.
+    the ladder may take two refusals. The wait is one answer long, and only on an endpoint
+    no run has used lately: the shape found is remembered across runs (`endpoint`).
+
+    The token parameter is not worth a wait: it is guessed from the URL and rarely refused,
+    and waiting would hold every topic's first draft for a whole answer; a refusal costs
+    each call then in flight one quick 400.
     """
 
     def known() -> bool:

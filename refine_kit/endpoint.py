@@ -9,18 +9,27 @@ Capabilities differ between servers: LM Studio refuses `json_object`, reasoning 
 refuse `max_tokens`, some servers have no JSON mode at all. The client steps down when a
 server refuses a request shape and remembers here, per endpoint, what worked, so each
 fallback is paid once per process. `refine_kit.reset()` forgets.
+
+The structured-output shape is also remembered across runs, in the user's cache folder
+(`endpoints.json`, for `REMEMBER_FOR`): finding it out makes a new endpoint's critiques wait
+for the first one's answer, and a notebook or a papermill job starts a new process each
+time. Nothing else is stored there: no key, no credentials, no prompts.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import BaseModel
+from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
+from typing_extensions import TypedDict  # pydantic reads only this one on Python 3.11
 
 API_KEY_ENV = "OPENAI_API_KEY"
 BASE_URL_ENV = "OPENAI_BASE_URL"
@@ -94,17 +103,110 @@ class Capabilities:
 _known: dict[tuple[str, str], Capabilities] = {}
 _lock = threading.Lock()
 
+#: How long a remembered structured-output shape is trusted: servers are upgraded and
+#: models swapped behind the same URL. A shape that is refused later is stepped down anyway.
+REMEMBER_FOR = timedelta(days=7)
+#: The file keeps the endpoints used most recently (loopback test servers change port).
+REMEMBERED_ENDPOINTS = 64
 
-def capabilities(url: str, model: str) -> Capabilities:
-    """The shared record for (url, model); created empty on first use."""
+
+class Remembered(TypedDict):
+    """One endpoint's line in `endpoints.json` (validated by pydantic when read)."""
+
+    structured: StructuredMode
+    learned_at: AwareDatetime
+
+
+@functools.cache
+def _remembered_file() -> TypeAdapter[dict[str, Remembered]]:
+    return TypeAdapter(dict[str, Remembered])  # built by the first run that reads the file
+
+
+def state_file() -> Path:
+    """Where structured-output shapes are remembered across runs (the user's cache folder)."""
+    import platformdirs  # only a run that talks to an endpoint needs it
+
+    return Path(platformdirs.user_cache_dir("refine_kit")) / "endpoints.json"
+
+
+def capabilities(url: str, model: str, *, remember: bool = True) -> Capabilities:
+    """The shared record for (url, model): on first use, what an earlier run remembered.
+
+    `remember=False` (the offline model) neither reads nor writes the file.
+    """
     with _lock:
-        return _known.setdefault((url, model), Capabilities())
+        caps = _known.get((url, model))
+        if caps is None:
+            caps = _known[(url, model)] = Capabilities(
+                structured=_recall(url, model) if remember else None
+            )
+        return caps
+
+
+def learn_structured(url: str, model: str, mode: StructuredMode, *, remember: bool = True) -> None:
+    """Record the structured-output shape that worked; only ever a step down the ladder.
+
+    Calls in flight may report what they saw in any order: a shape the server refused can
+    never come back that way.
+    """
+    caps = capabilities(url, model, remember=remember)
+    with _lock:
+        known = caps.structured
+        if known is not None and STRUCTURED_LADDER.index(mode) <= STRUCTURED_LADDER.index(known):
+            return
+        caps.structured = mode
+    if remember:
+        _persist(url, model, mode)
 
 
 def forget() -> None:
-    """Forget every endpoint's capabilities (the next calls probe again)."""
+    """Forget every endpoint's capabilities, here and on disk (the next calls probe again)."""
     with _lock:
         _known.clear()
+        with contextlib.suppress(OSError):
+            state_file().unlink(missing_ok=True)
+
+
+def _entry(url: str, model: str) -> str:
+    return f"{model} @ {url}"
+
+
+def _read_remembered(path: Path) -> dict[str, Remembered]:
+    """The file's entries; an unreadable or malformed file counts as empty."""
+    try:
+        return _remembered_file().validate_json(path.read_bytes())
+    except (OSError, ValidationError):
+        return {}
+
+
+def _recall(url: str, model: str) -> StructuredMode | None:
+    entry = _read_remembered(state_file()).get(_entry(url, model))
+    if entry is None or datetime.now(timezone.utc) - entry["learned_at"] > REMEMBER_FOR:
+        return None
+    return entry["structured"]
+
+
+def _persist(url: str, model: str, mode: StructuredMode) -> None:
+    """Add one endpoint to the file: merged under a lock, replaced whole, never half-written.
+
+    A read-only or full disk (a cluster pod, say) only means the next run probes again.
+    """
+    from filelock import FileLock
+
+    path = state_file()
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with FileLock(path.with_suffix(".lock"), timeout=5):
+            entries = _read_remembered(path)
+            entries[_entry(url, model)] = {
+                "structured": mode,
+                "learned_at": datetime.now(timezone.utc),
+            }
+            newest = sorted(entries.items(), key=lambda kv: kv[1]["learned_at"])
+            kept = dict(newest[-REMEMBERED_ENDPOINTS:])
+            partial = path.with_suffix(f".{os.getpid()}.tmp")
+            partial.write_bytes(_remembered_file().dump_json(kept, indent=1))
+            os.replace(partial, path)
 
 
 @functools.cache

@@ -14,6 +14,7 @@ _SESSION_DIR = Path(tempfile.mkdtemp(prefix="refine-kit-tests-"))
 (_SESSION_DIR / "config.yaml").write_text("{}\n")
 os.environ["FLYTECTL_CONFIG"] = str(_SESSION_DIR / "config.yaml")  # Flyte's cache lives beside it
 os.environ["DO_NOT_TRACK"] = "1"
+os.environ["XDG_CACHE_HOME"] = str(_SESSION_DIR / "cache")  # what the kit remembers of endpoints
 for name in list(os.environ):
     if name.startswith("REFINE_KIT_") or name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
         del os.environ[name]

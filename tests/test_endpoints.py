@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -196,9 +199,10 @@ def test_url_credentials_are_used_but_never_written(tmp_path: Path) -> None:
         batch = refine_kit.refine_batch(["Tidal power"], base_url=url, output_dir=tmp_path, **FAST)
     assert batch.outcomes[0].status == "succeeded"
     assert stub.received[0].headers["authorization"].startswith("Basic ")
-    for path in tmp_path.rglob("*"):
+    for path in [*tmp_path.rglob("*"), endpoint.state_file()]:
         if path.is_file():
             assert b"s3cr3t-pw" not in path.read_bytes(), path
+    assert stub.base_url in endpoint.state_file().read_text()  # remembered by its bare URL
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert manifest["settings"]["endpoint"] == stub.base_url
 
@@ -232,6 +236,84 @@ def test_structured_output_steps_down_and_remembers_what_works(tmp_path: Path) -
     assert shapes.count("json_schema") == 1 and shapes.count("json_object") == 1  # paid once
     second_run = stub.received[first_run:]
     assert all("response_format" not in r.body for r in second_run)
+
+
+def _remembered(url: str, model: str, mode: str, age: timedelta = timedelta(0)) -> None:
+    """Leave `endpoints.json` as an earlier run (another process) would have left it."""
+    learned = (datetime.now(timezone.utc) - age).isoformat()
+    entry = {f"{model} @ {url}": {"structured": mode, "learned_at": learned}}
+    endpoint.state_file().parent.mkdir(parents=True, exist_ok=True)
+    endpoint.state_file().write_text(json.dumps(entry))
+
+
+def test_the_next_process_starts_with_the_shape_an_earlier_run_found(tmp_path: Path) -> None:
+    """Counted at the server across two `refine-kit` processes: the refusals are paid once."""
+    with OfflineServer(profile="no-response-format") as server:
+        command = [
+            sys.executable, "-m", "refine_kit.cli", "run", "Tidal power",
+            "--base-url", server.base_url, "--model", OFFLINE_MODEL, "--no-cache",
+        ]  # fmt: skip
+        refused = []
+        for run in ("first", "second"):  # separate folders: nothing replayed from checkpoints
+            before = server.snapshot()["statuses"]
+            out = ["-o", str(tmp_path / run)]
+            done = subprocess.run([*command, *out], capture_output=True, text=True, timeout=120)
+            assert done.returncode == 0, done.stderr
+            after = server.snapshot()["statuses"]
+            refused.append(sum(n - before.get(s, 0) for s, n in after.items() if str(s) != "200"))
+    assert refused == [2, 0]
+    remembered = json.loads(endpoint.state_file().read_text())
+    assert remembered[f"{OFFLINE_MODEL} @ {server.base_url}"]["structured"] == "instructions"
+    refine_kit.reset()
+    assert not endpoint.state_file().exists()  # reset forgets on disk too
+
+
+def test_a_remembered_shape_sends_every_critique_at_once(tmp_path: Path) -> None:
+    """No probe on an endpoint an earlier run used: the first critiques go out together."""
+    topics = ["Tidal power", "Urban beekeeping", "Heat pumps", "Community fridges"]
+    critiques = threading.Barrier(len(topics), timeout=10)
+    together: list[bool] = []
+
+    def answer_critiques_once_all_arrived(received: Received, n: int) -> Reply:
+        if "response_format" in received.body and len(together) < len(topics):
+            try:
+                critiques.wait()
+                together.append(True)
+            except threading.BrokenBarrierError:
+                together.append(False)
+        return healthy(received, n)
+
+    with StubEndpoint(answer_critiques_once_all_arrived) as stub:
+        _remembered(stub.base_url, "stub-model", "json_schema")
+        batch = refine_kit.refine_batch(
+            topics, base_url=stub.base_url, output_dir=tmp_path, max_concurrency=4, **FAST
+        )
+    assert len(batch.succeeded) == len(topics)
+    assert together == [True] * len(topics)
+
+
+@pytest.mark.parametrize("memory", ["refused now", "too old", "unreadable"])
+def test_a_memory_that_no_longer_holds_is_found_out_again(memory: str, tmp_path: Path) -> None:
+    def refuses_json_schema(received: Received, n: int) -> Reply:
+        if received.body.get("response_format", {}).get("type") == "json_schema":
+            return error(400, "response_format type 'json_schema' is not supported")
+        return healthy(received, n)
+
+    with StubEndpoint(refuses_json_schema) as stub:
+        if memory == "refused now":  # the server was swapped since
+            _remembered(stub.base_url, "stub-model", "json_schema")
+        elif memory == "too old":  # a week is trusted, not more
+            _remembered(stub.base_url, "stub-model", "instructions", age=timedelta(days=8))
+        else:
+            endpoint.state_file().parent.mkdir(parents=True, exist_ok=True)
+            endpoint.state_file().write_text("{not json")
+        url = stub.base_url
+        result = refine_kit.refine("Tidal power", base_url=url, output_dir=tmp_path, **FAST)
+    shapes = [r.body.get("response_format", {}).get("type") for r in stub.received]
+    assert shapes.count("json_schema") == 1 and "json_object" in shapes
+    assert result.score >= 1
+    remembered = json.loads(endpoint.state_file().read_text())
+    assert remembered[f"stub-model @ {stub.base_url}"]["structured"] == "json_object"
 
 
 def test_the_critique_asks_for_its_strict_schema(tmp_path: Path) -> None:

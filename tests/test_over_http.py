@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 import refine_kit
+from refine_kit import endpoint
 from refine_kit.offline.server import OfflineServer
 from refine_kit.outputs import read_record, topic_folder_name
 
@@ -106,7 +107,7 @@ def test_an_api_key_never_reaches_outputs_logs_or_stores(
     assert CANARY not in done.stdout + done.stderr
     flyte_dir = Path(os.environ["FLYTECTL_CONFIG"]).parent
     scanned = 0
-    for root in (out, flyte_dir, Path("/tmp/flyte")):
+    for root in (out, flyte_dir, Path("/tmp/flyte"), endpoint.state_file().parent):
         for path in root.rglob("*") if root.exists() else ():
             if path.is_file() and path.stat().st_mtime >= started - 1:
                 assert CANARY.encode() not in path.read_bytes(), path
