@@ -11,7 +11,8 @@ Each contender runs in its own subprocess, so CPU time and peak memory are its o
 server, in this process, counts every request. Scenarios:
 
 - cpu: latency 0, 200 and 1,000 topics: wall, CPU per LLM call, peak RSS, requests;
-- latency: 0.5 s per call, at most 8 in flight, 5 and 50 topics: wall against the ideal;
+- latency: 0.5 s per call, at most 8 in flight, 5 and 50 topics: wall against the ideal,
+  the kit on a new endpoint and on one an earlier run remembered;
 - ratelimit: a server enforcing RPM and TPM as OpenAI does: useful throughput as a share of
   the binding limit, and 429s as a share of requests, for the kit at concurrency 8 and 64
   (and paced to the stated limits, when the kit has those settings).
@@ -470,20 +471,21 @@ READING = """\
 How to read it: each row is one contender's batch in its own process against the same
 offline server. "start s" is imports (and, for the kit, a warm-up topic that pays Flyte's
 start-up on another server), kept out of "wall s"; so the kit's first calls to the measured
-server pay whatever the kit does on first contact with an endpoint. "CPU ms/call" is the
-contender's own processor time (the server runs in this process, not theirs) over the
-requests the server answered: the client-side cost of one LLM call, i.e. the kit's Flyte
-tasks, traces, checkpoints and four files per topic against the bare SDK. "ideal s" is the
-critical path: the longest topic's chain of calls x the latency, or all calls x latency /
-the in-flight limit if larger; 1.00 would waste nothing, and the baseline's ratio shows
+server pay whatever the kit does on first contact with an endpoint ("new endpoint"), unless
+an earlier process left what it learned in the cache folder they share ("remembered"). "CPU
+ms/call" is the contender's own processor time (the server runs in this process, not theirs)
+over the requests the server answered: the client-side cost of one LLM call, i.e. the kit's
+Flyte tasks, traces, checkpoints and four files per topic against the bare SDK. "ideal s" is
+the critical path: the longest topic's chain of calls x the latency, or all calls x latency
+/ the in-flight limit if larger; 1.00 would waste nothing, and the baseline's ratio shows
 what the server itself adds (its model work shares one interpreter lock). In (3), "of RPM"
 and "of TPM" divide the useful work (the calls of topics that finished, and their prompt +
-completion tokens as the server's usage reports them; a failed topic's calls are wasted)
-by the most the server could admit over the wall time (a full minute's budget at the start
-plus the refill): 100% means all of the binding limit did useful work. "429 share" is
-refused requests over all requests sent. "no headers": the server enforces its limits but
-sends no x-ratelimit-* headers, so the kit has only its fixed concurrency; "learned": it
-sends them and the kit paces by them; "stated": the limits are given as settings."""
+completion tokens as the server's usage reports them; a failed topic's calls are wasted) by
+the most the server could admit over the wall time (a full minute's budget at the start plus
+the refill): 100% means all of the binding limit did useful work. "429 share" is refused
+requests over all requests sent. "no headers": the server enforces its limits but sends no
+x-ratelimit-* headers, so the kit has only its fixed concurrency; "learned": it sends them
+and the kit paces by them; "stated": the limits are given as settings."""
 
 
 def main() -> None:
