@@ -258,6 +258,10 @@ def lab(
     command += [f"--port={port}"] + ([] if browser else ["--no-browser"])
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and cloud VMs often run as root
+    if os.name == "posix":
+        # JupyterLab takes this process's place, so a SIGTERM sent to `refine-kit lab` (by a
+        # supervisor, a test, `kill`) stops the server instead of leaving it running alone.
+        os.execv(sys.executable, command)
     with contextlib.suppress(KeyboardInterrupt):
         raise typer.Exit(subprocess.call(command))
 

@@ -100,6 +100,8 @@ def test_lab_starts_jupyterlab_on_the_notebooks_even_as_root(tmp_path) -> None:
         process.terminate()
         process.wait(timeout=20)
     assert any(f"127.0.0.1:{port}/lab" in line for line in seen), "".join(seen)
+    with socket.socket() as s:  # stopping the command stopped the server: nothing left behind
+        assert s.connect_ex(("127.0.0.1", port)) != 0
 
 
 def test_the_progress_bar_counts_llm_steps_as_they_finish() -> None:
