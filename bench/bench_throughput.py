@@ -232,9 +232,8 @@ def rate_rows(sizes: Sizes) -> list[tuple[str, int, dict[str, Any], bool]]:
     """The rate-limited scenario's rows: (contender, concurrency, extra kit settings, whether
     the server sends x-ratelimit-* headers).
 
-    Without headers
-    and stated limits the kit has only its fixed concurrency (and the shared pause on a
-    429), as before it paced; the baseline row is a client that only honours Retry-After."""
+    Without headers and stated limits the kit has only its fixed concurrency (and the shared
+    pause on a 429), as before it paced; the baseline is a client that honours Retry-After."""
     stated = {"requests_per_minute": sizes.rpm, "tokens_per_minute": sizes.tpm}
     return [
         ("kit, no headers", 8, {}, False),
@@ -451,7 +450,9 @@ def scenario_startup(sizes: Sizes, warm_url: str) -> None:
         ],
     ]
     with OfflineServer() as server, tempfile.TemporaryDirectory() as home:
+        # Flyte's cache and what the kit remembers of endpoints stay in this folder.
         env |= {"FLYTECTL_CONFIG": str(Path(home) / "config.yaml")}
+        env |= {"XDG_CACHE_HOME": str(Path(home) / "cache")}
         (Path(home) / "config.yaml").write_text("{}\n")
         kit = [*cli, "run", "Heat pumps in cold climates", "--backend", "openai"]
         kit += ["--base-url", server.base_url, "--model", MODEL, "--no-cache"]

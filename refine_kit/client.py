@@ -217,7 +217,7 @@ async def call_llm(
         raw, started, seconds, mode, tokens = await _create(
             ctx, client, caps, url, messages, json_mode, schema, before
         )
-        if mode is not None and mode != caps.structured:
+        if mode is not None:
             endpoint.learn_structured(url, config.model, mode, remember=remember)
         if caps.token_parameter is None:
             caps.token_parameter = tokens

@@ -146,8 +146,8 @@ def capabilities(url: str, model: str, *, remember: bool = True) -> Capabilities
 def learn_structured(url: str, model: str, mode: StructuredMode, *, remember: bool = True) -> None:
     """Record the structured-output shape that worked; only ever a step down the ladder.
 
-    Calls in flight may report what they saw in any order: a shape the server refused can
-    never come back that way.
+    Every structured call reports its shape; only a change is written. Calls in flight may
+    report in any order: a shape the server refused can never come back that way.
     """
     caps = capabilities(url, model, remember=remember)
     with _lock:

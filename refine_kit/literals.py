@@ -10,8 +10,8 @@ None of that work can change its answer for the kit's `BoundaryModel`s: their sc
 fixed while the process runs, and they hold no enums and no Flyte file types. So
 `BoundaryTransformer` keeps Flyte's literal format exactly (same literal type, same
 MessagePack bytes: a cluster records what it recorded before; a test compares both
-transformers byte for byte) and skips the rest. `register()` installs it; the modules that
-hand models to Flyte (`traced`, `tasks`) call it when they are imported. It builds on
+transformers byte for byte) and skips the rest. `register()` installs it; `traced` calls it
+when imported, before any task (`tasks` imports `traced`) hands a model to Flyte. It builds on
 Flyte's own transformer class and registry (flyte is pinned to 2.12.x); should an upgrade
 change the format, the byte-for-byte test fails first.
 """

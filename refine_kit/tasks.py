@@ -18,7 +18,7 @@ from pathlib import Path
 import flyte
 from flyte.errors import NonRecoverableError
 
-from refine_kit import accounting, context, literals, outputs, progress, replay
+from refine_kit import accounting, context, outputs, progress, replay
 from refine_kit.cache import cache_policy, cache_version
 from refine_kit.envs import driver_env, llm_env
 from refine_kit.errors import ConfigError, PermanentError
@@ -47,8 +47,6 @@ from refine_kit.traced import (
     generate_summary,
     revise_content,
 )
-
-literals.register()  # task inputs and outputs convert cheaply
 
 #: Where a batch keeps its local checkpoints, inside its output folder.
 CHECKPOINT_FILE = Path(".refine_kit") / replay.STORE_NAME

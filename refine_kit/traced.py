@@ -27,7 +27,7 @@ from refine_kit.models import (
 )
 from refine_kit.replay import replayable
 
-literals.register()  # the kit's models cross trace boundaries cheaply
+literals.register()  # the kit's models cross trace and task boundaries cheaply (tasks import this)
 
 #: A critique is a few hundred characters; an answer this long is a broken server's.
 MAX_CRITIQUE_CHARS = 100_000
