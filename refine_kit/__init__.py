@@ -26,8 +26,10 @@ _EXPORTS = {
     "submit_batch": "api",
     "call_llm": "client",
     "llm_session": "client",
-    "driver_env": "envs",
-    "llm_env": "envs",
+    # From `tasks`, not `envs`: importing the tasks is what puts them on the environments,
+    # so `flyte.deploy(refine_kit.driver_env)` ships refine_report and the batch pipeline.
+    "driver_env": "tasks",
+    "llm_env": "tasks",
     "ConfigError": "errors",
     "EndpointError": "errors",
     "LLMOutputError": "errors",

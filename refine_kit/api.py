@@ -96,8 +96,7 @@ def submit_batch(
     if dry_run and not remote:
         raise ConfigError("dry_run: only a cluster run can be a dry run; set cluster=...")
     # Before the first call, say where the calls will go (and so what they may cost).
-    where = f"{len(clean)} topic{'s' if len(clean) != 1 else ''} on {options.llm.describe()}"
-    print(f"refine_kit: {where}", file=sys.stderr, flush=True)
+    print(f"refine_kit: {_where(len(clean), options, dry_run)}", file=sys.stderr, flush=True)
     lock: FileLock | None = None
     if not remote:
         folder = Path(resolved.output_dir)
@@ -111,6 +110,17 @@ def submit_batch(
     finally:
         if lock is not None:
             lock.release()  # a local run has finished by now
+
+
+def _where(topics: int, options: RunOptions, dry_run: bool) -> str:
+    """Where a run's calls go, or for a dry run, that nothing goes anywhere."""
+    count = f"{topics} topic{'s' if topics != 1 else ''}"
+    if dry_run:
+        return (
+            f"dry run of {count} for the cluster: serialised here, nothing sent "
+            f"(a real run would call {options.llm.describe()})"
+        )
+    return f"{count} on {options.llm.describe()}"
 
 
 def _submit(

@@ -294,6 +294,8 @@ def deploy(
     for row in rows:
         table.add_row(*row.values())
     _console().print(table)
+    if dry_run:
+        _console().print("dry run: nothing was sent; deploy for real with --config PATH")
 
 
 def read_topics_file(path: Path) -> list[str]:

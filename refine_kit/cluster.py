@@ -18,8 +18,11 @@ import flyte
 from google.protobuf.json_format import MessageToDict
 
 from refine_kit.connection import connect, connect_dry_run
-from refine_kit.envs import driver_env, llm_env
 from refine_kit.notebook_job import notebook_env
+
+# From `tasks`: a task joins its environment when its module is imported, and a deployment
+# made in a fresh process would otherwise ship environments with no tasks in them.
+from refine_kit.tasks import driver_env, llm_env
 
 #: The environments a deployment registers (llm_env comes with driver_env's depends_on).
 ENVIRONMENTS: tuple[flyte.TaskEnvironment, ...] = (driver_env, llm_env, notebook_env)
@@ -35,11 +38,32 @@ def deploy(cluster: str | None = None, *, dry_run: bool = False) -> list:
     problems = undeclared_dependencies(ENVIRONMENTS)
     if problems:
         raise RuntimeError("depends_on is incomplete:\n" + "\n".join(problems))
+    missing = missing_tasks(ENVIRONMENTS)
+    if missing:
+        raise RuntimeError("the environments are incomplete:\n" + "\n".join(missing))
     if dry_run and cluster is None:
         connect_dry_run()
     elif cluster is not None:
         connect(cluster)
     return flyte.deploy(driver_env, notebook_env, dry_run=dry_run)
+
+
+#: What each environment must carry; a deployment without one of them would run nothing.
+EXPECTED_TASKS = {
+    "llm-worker": {"refine_report", "format_outputs"},
+    "driver": {"report_batch_pipeline"},
+    "notebook-runner": {"run_notebook"},
+}
+
+
+def missing_tasks(envs: tuple[flyte.TaskEnvironment, ...]) -> list[str]:
+    """The kit's tasks that are not registered on their environment (checked before deploying)."""
+    problems = []
+    for env in envs:
+        have = {t.func.__name__ for t in _function_tasks(env)}
+        for name in sorted(EXPECTED_TASKS.get(env.name, set()) - have):
+            problems.append(f"{env.name} has no task {name!r}")
+    return problems
 
 
 def deployment_rows(deployments: list) -> list[dict[str, str]]:

@@ -142,7 +142,9 @@ def test_a_task_calling_an_undeclared_environment_is_caught() -> None:
     assert cluster.undeclared_dependencies((helper_env, fixed)) == []
 
 
-def test_remote_batch_is_submitted_as_a_dry_run_without_secrets(monkeypatch, tmp_path) -> None:
+def test_remote_batch_is_submitted_as_a_dry_run_without_secrets(
+    monkeypatch, tmp_path, capfd
+) -> None:
     canary = "sk-canary-remote-5e6f"
     monkeypatch.setenv("OPENAI_API_KEY", canary)
     submission = submit_batch(
@@ -160,6 +162,9 @@ def test_remote_batch_is_submitted_as_a_dry_run_without_secrets(monkeypatch, tmp
     with pytest.raises(refine_kit.RefineKitError, match="dry run"):
         submission.result()
     assert not list(Path(tmp_path).iterdir())  # nothing written for a run that did not run
+    said = capfd.readouterr().err
+    assert "refine_kit: dry run of 2 topics for the cluster: serialised here, nothing sent" in said
+    assert "(a real run would call https://api.openai.com/v1, model gpt-4o-mini)" in said
 
 
 def test_a_remote_run_without_a_local_key_is_allowed_the_secret_serves_it() -> None:
@@ -181,8 +186,50 @@ def test_deploy_command_dry_run_prints_the_plan() -> None:
 
     result = CliRunner().invoke(app, ["deploy", "--dry-run"])
     assert result.exit_code == 0, result.output
+    assert "dry run: nothing was sent" in result.output
     assert "llm-worker.refine_report" in result.output and "2 replicas x 4" in result.output
     assert CliRunner().invoke(app, ["deploy"]).exit_code == 2
+
+
+def _fresh_process(*args: str) -> str:
+    """Run a command in a new interpreter, as a user does: nothing of this test process's
+    imports (which already registered every task) can hide a missing one."""
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, *args], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+def test_a_deployment_from_a_fresh_process_ships_every_task() -> None:
+    table = _fresh_process("-m", "refine_kit.cli", "deploy", "--dry-run")
+    for task in ("report_batch_pipeline", "refine_report", "format_outputs", "run_notebook"):
+        assert task in table, table
+    # The public environments, deployed with Flyte's own call, carry their tasks too.
+    script = (
+        "import flyte, refine_kit\n"
+        "from refine_kit.connection import connect_dry_run\n"
+        "connect_dry_run()\n"
+        "for d in flyte.deploy(refine_kit.driver_env, dry_run=True):\n"
+        "    for env in d.envs.values():\n"
+        "        for e in env.deployed_entities:\n"
+        "            print(e.deployed_task.task_template.id.name)\n"
+    )
+    names = _fresh_process("-c", script).split()
+    assert set(names) == {
+        "driver.report_batch_pipeline",
+        "llm-worker.refine_report",
+        "llm-worker.format_outputs",
+    }
+
+
+def test_an_environment_without_its_tasks_is_not_deployed() -> None:
+    empty = flyte.TaskEnvironment(name="llm-worker")
+    assert cluster.missing_tasks((empty,)) == [
+        "llm-worker has no task 'format_outputs'",
+        "llm-worker has no task 'refine_report'",
+    ]
 
 
 def test_a_notebook_runs_as_a_task_with_papermill_parameters(tmp_path: Path) -> None:
