@@ -18,6 +18,7 @@ time. Nothing else is stored there: no key, no credentials, no prompts.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import functools
 import os
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 from pydantic import AwareDatetime, BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypedDict  # pydantic reads only this one on Python 3.11
@@ -80,6 +81,26 @@ def with_credentials(bare_url: str) -> str:
     """The URL to send requests to: the bare URL with its remembered credentials, if any."""
     with _lock:
         return _credentials.get(bare_url, bare_url)
+
+
+def sent_credentials() -> list[str]:
+    """Every form in which this process sends a URL's credentials, for redaction.
+
+    httpx turns `http://user:pass@host` into `Authorization: Basic base64(user:pass)`, so a
+    server echoing that header shows neither the URL nor the password, only the base64.
+    """
+    with _lock:
+        urls = list(_credentials.values())
+    forms: list[str] = []
+    for url in urls:
+        parts = urlsplit(url)
+        user, password = unquote(parts.username or ""), unquote(parts.password or "")
+        pair = f"{user}:{password}"
+        encoded = base64.b64encode(pair.encode()).decode()
+        forms += [encoded, encoded.rstrip("="), pair, parts.netloc.rpartition("@")[0]]
+        if len(password) >= 4:  # shorter would mask ordinary words; the forms above stay
+            forms.append(password)
+    return sorted({f for f in forms if f}, key=len, reverse=True)  # longest first
 
 
 def shown(base_url: str | None) -> str:

@@ -207,6 +207,38 @@ def test_url_credentials_are_used_but_never_written(tmp_path: Path) -> None:
     assert manifest["settings"]["endpoint"] == stub.base_url
 
 
+def test_url_credentials_echoed_in_any_form_reach_no_file_and_no_terminal(tmp_path: Path) -> None:
+    """`refine-kit run` in a new process, against a server that echoes what it received:
+    httpx sends URL credentials as `Authorization: Basic base64(user:pass)`, and neither the
+    base64, the pair nor the password may be printed or written."""
+    import base64
+
+    password = "s3cr3t-pw-71c"
+    encoded = base64.b64encode(f"alice:{password}".encode()).decode()
+
+    def echo(received: Received, n: int) -> Reply:
+        auth = received.headers.get("authorization", "")
+        token = auth.partition(" ")[2]
+        return error(401, f"Bad credentials in {auth} (token {token}; pair alice:{password}).")
+
+    with StubEndpoint(echo) as stub:
+        url = stub.base_url.replace("http://", f"http://alice:{password}@")
+        command = [
+            sys.executable, "-m", "refine_kit.cli", "run", "Tidal power", "--base-url", url,
+            "--model", "m", "-o", str(tmp_path), "--no-cache", "--retries", "0",
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert stub.received[0].headers["authorization"] == f"Basic {encoded}"  # sent as Basic
+    assert done.returncode == 1 and "HTTP 401" in done.stderr + done.stdout
+    for secret in (encoded, encoded.rstrip("="), password, f"alice:{password}"):
+        assert secret not in done.stdout + done.stderr, secret
+        for path in tmp_path.rglob("*"):
+            if path.is_file():
+                assert secret.encode() not in path.read_bytes(), (secret, path)
+    record = json.loads(next(tmp_path.glob("*/record.json")).read_text())
+    assert "Basic ***" in record["error"]  # what was echoed is still readable, masked
+
+
 def test_openai_base_url_is_honoured_and_keys_the_cache(tmp_path: Path, monkeypatch) -> None:
     with StubEndpoint(healthy) as first, StubEndpoint(healthy) as second:
         monkeypatch.setenv("OPENAI_BASE_URL", first.base_url)
