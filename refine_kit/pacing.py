@@ -190,6 +190,22 @@ class Pacer:
         return _Budget(limit=limit, level=min(remaining, limit) - unseen)
 
 
+#: Gateways' own names for Retry-After: litellm's 429 carries only this one (in seconds).
+GATEWAY_RETRY_AFTER = ("llm_provider-retry-after",)
+
+
+def _standard_retry_after(headers: httpx2.Headers) -> None:
+    """Give a gateway's wait hint its standard name, so the SDK's retry and the pacer both
+    honour it instead of guessing a pause of their own."""
+    if "retry-after" in headers or "retry-after-ms" in headers:
+        return
+    for name in GATEWAY_RETRY_AFTER:
+        value = headers.get(name)
+        if value is not None:
+            headers["retry-after"] = value
+            return
+
+
 def _retry_after(headers: Mapping[str, str]) -> float | None:
     with_ms = headers.get("retry-after-ms")
     if with_ms is not None:
@@ -221,6 +237,7 @@ class PacedTransport(httpx2.AsyncBaseTransport):
         tokens = estimated_tokens(body if isinstance(body, dict) else {})
         async with self.pacer.sending(tokens):
             response = await self.inner.handle_async_request(request)
+        _standard_retry_after(response.headers)
         self.pacer.learn(response.status_code, response.headers)
         return response
 

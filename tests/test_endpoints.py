@@ -239,6 +239,32 @@ def test_url_credentials_echoed_in_any_form_reach_no_file_and_no_terminal(tmp_pa
     assert "Basic ***" in record["error"]  # what was echoed is still readable, masked
 
 
+def test_a_gateways_own_retry_hint_is_honoured(tmp_path: Path) -> None:
+    """litellm's 429 says how long to wait in `llm_provider-retry-after` and sends no
+    Retry-After; the retry must wait that long (not the kit's own 1 s pause), measured at
+    the server, from a `refine-kit run` process."""
+    import time
+
+    seen: list[float] = []
+
+    def litellm(received: Received, n: int) -> Reply:
+        seen.append(time.monotonic())
+        if n == 1:
+            body = {"error": {"message": "Rate limit exceeded.", "type": "None", "code": "429"}}
+            return Reply(status=429, body=body, headers={"llm_provider-retry-after": "1.6"})
+        return healthy(received, n)
+
+    with StubEndpoint(litellm) as stub:
+        command = [
+            sys.executable, "-m", "refine_kit.cli", "run", "Tidal power", "--base-url",
+            stub.base_url, "--model", "m", "-o", str(tmp_path), "--no-cache", "-n", "1",
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert seen[1] - seen[0] >= 1.5, seen[1] - seen[0]
+    assert "client retries 1" in done.stdout
+
+
 def test_openai_base_url_is_honoured_and_keys_the_cache(tmp_path: Path, monkeypatch) -> None:
     with StubEndpoint(healthy) as first, StubEndpoint(healthy) as second:
         monkeypatch.setenv("OPENAI_BASE_URL", first.base_url)
