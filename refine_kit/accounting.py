@@ -20,6 +20,8 @@ class Ledger:
 
     requests: int = 0  # sent, the client's retries included
     answers: int = 0  # chat completions received (each one billed)
+    client_retries: int = 0  # requests the client sent again after a transient failure
+    reasks: int = 0  # questions asked again after an unusable answer
     attempts: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -30,15 +32,18 @@ class Ledger:
 
 
 def summarise(calls: list[CallRecord], ledger: Ledger) -> Accounting:
-    """The topic's accounting: paid requests and tokens from the ledger, the rest from steps."""
+    """The topic's accounting: what was paid from the ledger, what was replayed from steps.
+
+    Paid figures come from the ledger alone, so a topic that failed (whose steps are lost)
+    and one that succeeded are counted the same way.
+    """
     replayed = [c for c in calls if c.replayed]
-    paid = [c for c in calls if not c.replayed]
     return Accounting(
         requests_sent=ledger.requests,
         answers_received=ledger.answers,
         replayed=len(replayed),
-        client_retries=sum(c.requests - c.asks for c in paid),
-        reasks=sum(c.asks - 1 for c in paid),
+        client_retries=ledger.client_retries,
+        reasks=ledger.reasks,
         task_attempts=ledger.attempts,
         prompt_tokens_used=ledger.prompt_tokens,
         completion_tokens_used=ledger.completion_tokens,
@@ -54,6 +59,8 @@ def spent_before_failing(
     return Accounting(
         requests_sent=ledger.requests,
         answers_received=ledger.answers,
+        client_retries=ledger.client_retries,
+        reasks=ledger.reasks,
         task_attempts=ledger.attempts,
         prompt_tokens_used=ledger.prompt_tokens,
         completion_tokens_used=ledger.completion_tokens,

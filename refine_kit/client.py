@@ -90,10 +90,16 @@ class _KitAsyncOpenAI(openai.AsyncOpenAI):
 
 
 async def _on_request(request: httpx2.Request) -> None:
-    """Count every HTTP request in the topic's ledger, the client's own retries included."""
+    """Count every HTTP request in the topic's ledger, the client's own retries included.
+
+    The SDK numbers its retries in `x-stainless-retry-count`; counting them here, as they
+    are sent, keeps the figure right for a call that fails in the end, too.
+    """
     ctx = context.current()
     if ctx is not None:
         ctx.ledger.requests += 1
+        if request.headers.get("x-stainless-retry-count", "0") != "0":
+            ctx.ledger.client_retries += 1
 
 
 def _make_client(config: LLMConfig, pacer: Pacer) -> openai.AsyncOpenAI:

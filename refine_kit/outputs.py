@@ -317,8 +317,13 @@ def _manifest_line(outcome: TopicOutcome, root: Path) -> dict[str, Any]:
         "stop_reason": result.stop_reason if result else None,
         "requests_sent": known.requests_sent if known else None,
         "answers_received": known.answers_received if known else None,
-        "total_tokens": result.usage.total_tokens if result else None,
+        # Tokens behind the report; a failed topic has none, so what it spent on the way.
+        "total_tokens": (
+            result.usage.total_tokens if result else known.tokens_used if known else None
+        ),
         "from_cache": outcome.from_cache,
+        # The same figures as record.json and the CLI totals, field for field.
+        "accounting": known.model_dump(mode="json") if known else None,
     }
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import flyte
 from pydantic import ValidationError
 
-from refine_kit import answers, literals, prompts
+from refine_kit import answers, context, literals, prompts
 from refine_kit.client import call_llm, current_config
 from refine_kit.errors import LLMOutputError, TruncatedAnswer
 from refine_kit.models import (
@@ -99,6 +99,8 @@ async def critique_content(
                     f"critique: no valid Critique after {asks} asks: {_short(exc)}"
                 ) from None
             ask_prompt = prompts.reask_prompt(prompt, reply.text, _short(exc))
+            if (ctx := context.current()) is not None:
+                ctx.ledger.reasks += 1  # counted now: a critique that fails still paid for it
             continue
         call = CallRecord(
             step="critique",

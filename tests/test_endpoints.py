@@ -8,6 +8,7 @@ spent is counted; secrets never reach files or the terminal.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -171,6 +172,53 @@ def test_spend_of_a_failed_topic_matches_the_server(tmp_path: Path) -> None:
     assert acc.prompt_tokens_used > 0 and acc.completion_tokens_used == 2 * 20
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert sum(t["requests_sent"] for t in manifest["topics"]) == stub.requests
+
+
+def test_a_failed_topic_is_counted_alike_in_its_record_the_manifest_and_the_cli(
+    tmp_path: Path,
+) -> None:
+    """`refine-kit batch` in a new process. Every critique request fails (500), so each
+    critique spends its whole budget: 3 requests, 2 of them client retries. One topic's first
+    critique answer is not a Critique, so it re-asks once first. Every place that reports
+    the spend says the same, and it matches what the server received."""
+    first_critique_seen: set[str] = set()
+
+    def respond(received: Received, n: int) -> Reply:
+        if "response_format" not in received.body:
+            return healthy(received, n)
+        text = json.dumps(received.body["messages"])
+        if "Re-ask topic" in text and "Re-ask topic" not in first_critique_seen:
+            first_critique_seen.add("Re-ask topic")
+            return completion('{"score": 42}')  # not a Critique: the step asks again
+        return error(500, "critic down")
+
+    with StubEndpoint(respond) as stub:
+        command = [
+            sys.executable, "-m", "refine_kit.cli", "batch", "Tidal power", "Re-ask topic",
+            "--base-url", stub.base_url, "--model", "m", "-o", str(tmp_path), "--no-cache",
+            "--retries", "0",
+        ]  # fmt: skip
+        env = {**os.environ, "REFINE_KIT_CLIENT_BACKOFF": "0"}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 1, done.stderr
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    spent = {}
+    for line in manifest["topics"]:
+        record = json.loads((tmp_path / line["folder"] / "record.json").read_text())
+        assert record["status"] == "failed" and record["accounting"] == line["accounting"]
+        acc = spent[line["topic"]] = line["accounting"]
+        assert line["total_tokens"] == acc["prompt_tokens_used"] + acc["completion_tokens_used"]
+        assert line["total_tokens"] > 0
+    # draft, then a critique: 1 + 3 requests; the re-asking topic answers one more first.
+    expected = {"Tidal power": (4, 1, 2, 0), "Re-ask topic": (5, 2, 2, 1)}
+    for topic, acc in spent.items():
+        figures = ("requests_sent", "answers_received", "client_retries", "reasks")
+        assert tuple(acc[name] for name in figures) == expected[topic], topic
+    assert sum(acc["requests_sent"] for acc in spent.values()) == stub.requests == 9
+    tokens = sum(a["prompt_tokens_used"] + a["completion_tokens_used"] for a in spent.values())
+    assert "requests sent 9, answers received 3 " in done.stdout
+    assert "client retries 4, re-asks 1," in done.stdout
+    assert f"tokens used {tokens:,}," in done.stdout
 
 
 def test_a_key_echoed_by_the_server_reaches_no_file_and_no_terminal(

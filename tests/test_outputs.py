@@ -537,6 +537,7 @@ def test_manifest(tmp_path: Path) -> None:
         "answers_received": 0,
         "total_tokens": 1500,
         "from_cache": False,
+        "accounting": ok.accounting.model_dump(mode="json"),
     }
     assert batteries["folder"] == cached_folder.name
     assert batteries["from_cache"] is True
@@ -545,6 +546,7 @@ def test_manifest(tmp_path: Path) -> None:
     assert fusion["error"] == "TimeoutError"
     assert fusion["folder"] == failed_folder.name  # found on disk though the outcome had none
     assert fusion["score"] is None and fusion["requests_sent"] is None
+    assert fusion["accounting"] is None and fusion["total_tokens"] is None  # not counted: lost
     assert listing(tmp_path) == {ok_folder.name, cached_folder.name, failed_folder.name} | {
         "manifest.json"
     }
