@@ -12,12 +12,14 @@ import errno
 import functools
 import gc
 import inspect
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, get_type_hints
 
 import typer
 from pydantic import ValidationError
+from typer.core import TyperGroup
 
 from refine_kit.errors import ConfigError, RefineKitError
 from refine_kit.redaction import plain
@@ -30,7 +32,46 @@ if TYPE_CHECKING:  # the pipeline (Flyte, the OpenAI SDK) loads only when a comm
     from refine_kit.models import Accounting, BatchResult
     from refine_kit.progress import ProgressEvent
 
+# Click's usage error, taken from the one Typer exports: newer Typer releases carry a click of
+# their own, and only that one's errors reach this command.
+_UsageError: type[Exception] = typer.BadParameter.__mro__[1]
+_ClickException: Any = _UsageError.__mro__[1]
+_NoArgsIsHelp: type[Exception] = getattr(
+    sys.modules[_UsageError.__module__], "NoArgsIsHelpError", type("_NeverRaised", (Exception,), {})
+)
+
+
+class _UsageLine(_ClickException):
+    """A usage error as the kit reports every bad input: one line, exit status 2."""
+
+    exit_code = 2
+
+    def __init__(self, error: Any) -> None:
+        super().__init__(error.format_message().rstrip("."))
+        command = error.ctx.command_path if error.ctx else "refine-kit"
+        self.hint = f"see '{command} --help'"
+
+    def show(self, file: Any = None) -> None:
+        _console(stderr=True).print(
+            f"[red]error:[/] {plain(self.message)}; {self.hint}", soft_wrap=True
+        )
+
+
+class _OneLineErrors(TyperGroup):
+    """Click prints a usage error as four lines under the usage text; the kit's other bad
+    input errors are one line, so these are too."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except _NoArgsIsHelp:
+            raise  # `refine-kit` alone shows the help
+        except _UsageError as exc:
+            raise _UsageLine(exc) from None
+
+
 app = typer.Typer(
+    cls=_OneLineErrors,
     help="Resilient LLM report refinement on Flyte 2 (offline unless a key or base URL is set).",
     no_args_is_help=True,
     add_completion=False,
@@ -208,6 +249,7 @@ def serve(
     from refine_kit.offline.faults import FaultPlan
     from refine_kit.offline.server import OfflineServer
 
+    _check_port(port, "serve")
     try:
         plan = FaultPlan.from_env(faults)
         server = OfflineServer(
@@ -221,7 +263,9 @@ def serve(
             tpm=tpm,
             limit_headers=limit_headers,
         )
-    except (ValidationError, ValueError) as exc:
+    except ValidationError as exc:
+        _fail(f"serve: faults: {ConfigError.from_validation(exc)}")
+    except ValueError as exc:
         _fail(f"serve: {exc}")
     except OSError as exc:
         reason = "is in use" if exc.errno == errno.EADDRINUSE else f"cannot be used ({exc})"
@@ -247,6 +291,7 @@ def lab(
 
     from refine_kit.notebook_job import NOTEBOOKS_DIR
 
+    _check_port(port, "lab")
     if importlib.util.find_spec("jupyterlab") is None:
         _fail(
             "lab: JupyterLab is not installed here; install the notebook extras: "
@@ -324,6 +369,13 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
             settings["faults"] = FaultPlan.from_env(settings["faults"])
         except ValidationError as exc:
             _fail(f"faults: {ConfigError.from_validation(exc)}")
+    try:  # bad input ends here, in one line, before a progress bar is drawn
+        from refine_kit.settings import load_settings, validate_topics
+
+        validate_topics(topics)
+        load_settings(**settings).llm_config()
+    except ConfigError as exc:
+        _fail(str(exc))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     steps = StepCount(len(topics))
@@ -343,6 +395,7 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
             bar.update(task, completed=steps.done, total=steps.total)
             if event.kind in ("succeeded", "failed"):
                 bar.refresh()  # the bar moves before the line about it is printed
+                # A failure's reason is printed once, under the table, as pytest does.
                 mark = "[green]done[/]" if event.kind == "succeeded" else "[red]failed[/]"
                 bar.console.print(f"{mark} {plain(event.topic)}" + _score(event))
             elif event.kind == "step":
@@ -440,7 +493,12 @@ def accounting_line(acc: Accounting) -> str:
 def _score(event: ProgressEvent) -> str:
     if event.score is not None:
         return f" (score {event.score})"
-    return f": {plain(event.message)}" if event.message else ""
+    return " (reason below)" if event.kind == "failed" else ""
+
+
+def _check_port(port: int, command: str) -> None:
+    if not 0 <= port <= 65535:
+        _fail(f"{command}: --port {port} is not a TCP port; give 1-65535 (0: any free one)")
 
 
 def _fail(message: str) -> NoReturn:

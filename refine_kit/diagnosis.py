@@ -10,7 +10,9 @@ a refused key, a context too small for `max_tokens`. Everything is redacted.
 from __future__ import annotations
 
 import errno
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 import openai
 
@@ -51,7 +53,11 @@ def explain(exc: Exception, *, url: str, model: str, timeout: float, requests: i
         )
     if isinstance(exc, openai.APIConnectionError):
         reason = _connection_reason(exc)
-        hint = " (is the server running, and is this its address and port?)"
+        if reason == UNRESOLVED:
+            host = urlsplit(url).hostname or url
+            hint = f"; check the host name {host!r} in base_url (a typo, or a VPN not connected?)"
+        else:
+            hint = " (is the server running, and is this its address and port?)"
         return one_line(f"could not connect to {where}: {reason} ({tries}){hint}")
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
@@ -60,20 +66,34 @@ def explain(exc: Exception, *, url: str, model: str, timeout: float, requests: i
         if error_code(exc) == NOT_A_COMPLETION_CODE:  # our stand-in status for a bad 200
             text = f"{where}: {message} ({tries})"
         hint = _hint(exc, status, message, url=url, model=model)
-        return one_line(f"{text}. {hint}" if hint else text, limit=600)
+        # The server's reason often ends in a period of its own.
+        return one_line(f"{text.rstrip(' .')}. {hint}" if hint else text, limit=600)
     return one_line(f"{type(exc).__name__} from {where} ({tries}): {exc}")
+
+
+#: What a failed name lookup is called, whatever the platform's resolver said.
+UNRESOLVED = "the host name did not resolve"
+_RESOLVER_WORDS = (
+    "name or service not known",  # glibc
+    "temporary failure in name resolution",  # glibc, no DNS reachable
+    "nodename nor servname",  # macOS
+    "no address associated with hostname",
+    "getaddrinfo failed",  # Windows
+)
 
 
 def _connection_reason(exc: Exception) -> str:
     cause: BaseException | None = exc
     while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return UNRESOLVED
         if isinstance(cause, OSError) and cause.errno == errno.ECONNREFUSED:
             return "connection refused"
-        text = str(cause)
-        if "refused" in text.lower():
+        text = str(cause).lower()
+        if any(words in text for words in _RESOLVER_WORDS):
+            return UNRESOLVED
+        if "refused" in text:
             return "connection refused"
-        if "name or service not known" in text.lower() or "nodename nor servname" in text:
-            return "the host name could not be resolved"
         cause = cause.__cause__ or cause.__context__
     return str(exc.__cause__ or exc) or "the connection failed"
 

@@ -123,3 +123,33 @@ def test_a_full_disk_fails_the_topics_it_hits_and_still_writes_a_manifest(
     assert bees.status == "succeeded"
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     assert [t["status"] for t in manifest["topics"]] == ["failed", "succeeded"]
+
+
+BAD_INPUT = {
+    "serve port out of range": (["serve", "--port", "70000"], "--port 70000 is not a TCP port"),
+    "serve negative port": (["serve", "--port", "-1"], "--port -1 is not a TCP port"),
+    "serve faults not JSON": (["serve", "--faults", "{bad"], "serve: faults:"),
+    "lab port out of range": (["lab", "--port", "70000"], "--port 70000 is not a TCP port"),
+    "run threshold out of range": (["run", "x", "-t", "11"], "quality_threshold: "),
+    "run threshold not a number": (["run", "x", "-t", "abc"], "Invalid value for '--threshold'"),
+    "run without a topic": (["run"], "Missing argument 'topic'; see 'refine-kit run --help'"),
+    "an unknown option": (["batch", "x", "--bogus"], "No such option: --bogus"),
+    "an unknown command": (["bogus"], "No such command 'bogus'"),
+    "deploy with no config": (["deploy", "--config", "nope.yaml"], "does not exist"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_INPUT)
+def test_bad_input_on_every_command_is_one_line_and_exit_2(case: str, tmp_path: Path) -> None:
+    """Run as a user runs it, in a new process: no traceback, no usage block, one line."""
+    import subprocess
+
+    args, expected = BAD_INPUT[case]
+    done = subprocess.run(
+        [str(Path(sys.executable).parent / "refine-kit"), *args],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 2, done.stdout + done.stderr
+    lines = [line for line in (done.stdout + done.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert expected in lines[0] and ".." not in lines[0]

@@ -221,6 +221,54 @@ def test_a_failed_topic_is_counted_alike_in_its_record_the_manifest_and_the_cli(
     assert f"tokens used {tokens:,}," in done.stdout
 
 
+def test_a_failure_is_printed_once_in_clean_sentences(tmp_path: Path) -> None:
+    """The server's reason ends in a period; the kit's hint follows it without a second one,
+    and the reason is printed once (under the table), not live and again."""
+
+    def limited(received: Received, n: int) -> Reply:
+        if "response_format" in received.body:
+            return error(429, "Rate limit exceeded.", "rate_limit_exceeded", **{"retry-after": "0"})
+        return healthy(received, n)
+
+    with StubEndpoint(limited) as stub:
+        command = [
+            sys.executable, "-m", "refine_kit.cli", "run", "Tidal power", "--base-url",
+            stub.base_url, "--model", "m", "-o", str(tmp_path), "--no-cache", "--retries", "0",
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    shown = done.stdout + done.stderr
+    assert done.returncode == 1, shown
+    assert shown.count("Rate limit exceeded") == 1, shown
+    assert "Rate limit exceeded. The endpoint kept rate-limiting" in shown
+    assert ".." not in shown and "failed Tidal power (reason below)" in shown
+
+
+def test_a_host_name_that_does_not_resolve_is_named(tmp_path: Path) -> None:
+    """A typo in the host is not 'is the server running?'. The lookup is failed in the child
+    process itself, so no query leaves the machine."""
+    script = (
+        "import socket, sys\n"
+        "def lookup(*args, **kwargs):\n"
+        "    raise socket.gaierror(socket.EAI_NONAME, 'Name or service not known')\n"
+        "socket.getaddrinfo = lookup\n"
+        "from refine_kit.cli import app\n"
+        "sys.argv[0] = 'refine-kit'\n"
+        "app()\n"
+    )
+    command = [
+        sys.executable, "-c", script, "run", "Tidal power", "--base-url",
+        "http://llm.exmaple.internal:8000/v1", "--model", "m", "-o", str(tmp_path),
+        "--no-cache", "--retries", "0",
+    ]  # fmt: skip
+    env = {**os.environ, "REFINE_KIT_CLIENT_BACKOFF": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+    shown = done.stdout + done.stderr
+    assert done.returncode == 1, shown
+    assert "the host name did not resolve" in shown
+    assert "check the host name 'llm.exmaple.internal' in base_url" in shown
+    assert "is the server running" not in shown
+
+
 def test_a_key_echoed_by_the_server_reaches_no_file_and_no_terminal(
     tmp_path: Path, monkeypatch
 ) -> None:
