@@ -52,7 +52,7 @@ def summarise(calls: list[CallRecord], ledger: Ledger) -> Accounting:
 
 
 def spent_before_failing(
-    ledger: Ledger | None, model: str, prices: dict[str, tuple[float, float]]
+    ledger: Ledger | None, model: str, prices: dict[str, tuple[float, float]], endpoint: str
 ) -> Accounting:
     """What a topic that failed for good cost: its requests, answers, tokens and their price."""
     ledger = ledger or Ledger()
@@ -64,7 +64,9 @@ def spent_before_failing(
         task_attempts=ledger.attempts,
         prompt_tokens_used=ledger.prompt_tokens,
         completion_tokens_used=ledger.completion_tokens,
-        cost_usd=estimate_cost(model, ledger.prompt_tokens, ledger.completion_tokens, prices),
+        cost_usd=estimate_cost(
+            model, ledger.prompt_tokens, ledger.completion_tokens, prices, endpoint=endpoint
+        ),
     )
 
 
@@ -86,5 +88,5 @@ def price(
             round(result.usage.prompt_tokens * share),
             round(result.usage.completion_tokens * share),
         )
-    cost = estimate_cost(result.model, *used, prices)
+    cost = estimate_cost(result.model, *used, prices, endpoint=result.endpoint or "offline")
     return result.model_copy(update={"accounting": acc.model_copy(update={"cost_usd": cost})})

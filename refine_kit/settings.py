@@ -283,6 +283,12 @@ class LLMConfig(BoundaryModel):
         """Where calls go, as shown and recorded: 'offline', or the URL without credentials."""
         return "offline" if self.backend == "offline" else endpoint.shown(self.base_url)
 
+    def applied(self) -> dict[str, Any]:
+        """The settings that shaped this run's calls, for the manifest: the offline model's
+        own knobs (its latency, injected faults) only when it answered."""
+        offline_only = {"offline_latency", "faults"} if self.backend != "offline" else set()
+        return self.model_dump(mode="json", exclude=offline_only)
+
     def describe(self) -> str:
         """The endpoint identity in words, for the line printed before a run's first call."""
         if self.backend == "offline":

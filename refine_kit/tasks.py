@@ -222,7 +222,7 @@ async def report_batch_pipeline(
         settings={
             "max_iterations": max_iterations,
             "quality_threshold": quality_threshold,
-            **options.llm.model_dump(mode="json"),
+            **options.llm.applied(),
             "endpoint": options.llm.endpoint_url,
             "cache": options.cache,
             "fresh": options.fresh,
@@ -283,7 +283,8 @@ def _spent(
     ctx = context.current()
     work = topic_work_key(topic, max_iterations, quality_threshold, options.llm)
     ledger = ctx.resources.ledgers.get(work) if ctx is not None else None
-    return accounting.spent_before_failing(ledger, options.llm.model, options.prices)
+    llm = options.llm
+    return accounting.spent_before_failing(ledger, llm.model, options.prices, llm.endpoint_url)
 
 
 def describe_error(exc: BaseException) -> str:

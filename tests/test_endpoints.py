@@ -269,6 +269,31 @@ def test_a_host_name_that_does_not_resolve_is_named(tmp_path: Path) -> None:
     assert "is the server running" not in shown
 
 
+def test_a_price_is_estimated_only_where_it_is_known(tmp_path: Path) -> None:
+    """`gpt-4o-mini` on a loopback server is not OpenAI's gpt-4o-mini: its price is unknown
+    until the user states one; the manifest records only settings that applied."""
+
+    def run(out: str, **env: str) -> tuple[str, dict]:
+        command = [
+            sys.executable, "-m", "refine_kit.cli", "run", "Tidal power", "--base-url",
+            stub.base_url, "--model", "gpt-4o-mini", "-o", str(tmp_path / out),
+        ]  # fmt: skip
+        environment = {**os.environ, **env}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=environment)
+        assert done.returncode == 0, done.stderr
+        return done.stdout, json.loads((tmp_path / out / "manifest.json").read_text())
+
+    with StubEndpoint(healthy) as stub:
+        shown, manifest = run("unpriced")
+        assert "estimated cost unknown" in shown
+        assert "offline_latency" not in manifest["settings"]
+        assert "faults" not in manifest["settings"]
+        shown, _ = run("priced", REFINE_KIT_PRICES='{"gpt-4o-mini": [1000000, 0]}')
+        record = json.loads(next((tmp_path / "priced").glob("*/record.json")).read_text())
+        cost = record["accounting"]["prompt_tokens_used"]  # $1 per prompt token, as stated
+        assert f"estimated cost ${cost:.4f}" in shown
+
+
 def test_a_key_echoed_by_the_server_reaches_no_file_and_no_terminal(
     tmp_path: Path, monkeypatch
 ) -> None:
