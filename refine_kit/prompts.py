@@ -60,9 +60,18 @@ def draft_prompt(topic: str) -> str:
     return f"Write a comprehensive report on this topic:\n\n{topic}"
 
 
-def critique_prompt(draft: str, previous_improvements: list[str] | None = None) -> str:
-    """The user prompt for a critique; earlier improvements let the critic check follow-through."""
+#: The line of a critique prompt that names the topic the report was asked to cover.
+TOPIC_LINE = "The report was written on this topic:"
+
+
+def critique_prompt(
+    draft: str, previous_improvements: list[str] | None = None, topic: str | None = None
+) -> str:
+    """The user prompt for a critique. The topic lets the critic judge whether the draft is on
+    it; earlier improvements let it check follow-through."""
     parts = ["Critique the report below."]
+    if topic:
+        parts.append(f"{TOPIC_LINE} {topic}")
     if previous_improvements:
         asked = "\n".join(f"- {item}" for item in previous_improvements)
         parts.append(f"Improvements requested in the previous round:\n{asked}")

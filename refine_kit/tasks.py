@@ -82,7 +82,7 @@ async def refine_report(
             progress.publish(topic, "step", step="draft", iteration=0)
             first = await generate_initial_draft(topic)
             drafts, calls = [first.text], [first.call]
-            review = await critique_content(first.text)
+            review = await critique_content(first.text, topic=topic)
             calls.append(review.call)
             iterations = [_iteration(0, first.text, review.critique)]
             progress.publish(
@@ -96,7 +96,9 @@ async def refine_report(
                 revised = await revise_content(drafts[-1], review.critique.improvements)
                 drafts.append(revised.text)
                 calls.append(revised.call)
-                review = await critique_content(revised.text, review.critique.improvements)
+                review = await critique_content(
+                    revised.text, review.critique.improvements, topic=topic
+                )
                 calls.append(review.call)
                 iterations.append(_iteration(n, revised.text, review.critique))
                 progress.publish(

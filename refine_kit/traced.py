@@ -73,14 +73,16 @@ async def generate_initial_draft(topic: str) -> TextStep:
 @flyte.trace
 @replayable
 async def critique_content(
-    draft: str, previous_improvements: list[str] | None = None
+    draft: str, previous_improvements: list[str] | None = None, topic: str | None = None
 ) -> CritiqueStep:
     """Score a draft with a validated `Critique`, re-asking (bounded) when the JSON is unusable.
 
-    A re-ask shows the model its validation error; it happens inside this one checkpoint, so
-    a task retry never starts from an answer that already failed.
+    The critic is told the topic, so it can judge whether the draft is on it (and two topics'
+    identical drafts are two questions). A re-ask shows the model its validation error; it
+    happens inside this one checkpoint, so a task retry never starts from an answer that
+    already failed.
     """
-    prompt = prompts.critique_prompt(draft, previous_improvements)
+    prompt = prompts.critique_prompt(draft, previous_improvements, topic)
     system = prompts.CRITIC_SYSTEM_PROMPT
     budget = current_config().reasks
     ask_prompt, usage, asks, requests = prompt, Usage(), 0, 0

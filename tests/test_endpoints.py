@@ -294,6 +294,42 @@ def test_a_price_is_estimated_only_where_it_is_known(tmp_path: Path) -> None:
         assert f"estimated cost ${cost:.4f}" in shown
 
 
+def test_the_critic_is_told_the_topic(tmp_path: Path) -> None:
+    """A server that writes the same draft whatever the topic: each critique request names
+    its own topic, so the two are different questions (and the critic can say it is off)."""
+    same_draft = MODEL.complete(
+        [
+            {"role": "system", "content": prompts.GENERATOR_SYSTEM_PROMPT},
+            {"role": "user", "content": prompts.draft_prompt("Heat pumps in cold climates")},
+        ]
+    ).content
+
+    def one_draft(received: Received, n: int) -> Reply:
+        if "response_format" in received.body:
+            return healthy(received, n)
+        return completion(same_draft)
+
+    topics = ["Heat pumps in cold climates", "Urban beekeeping"]
+    with StubEndpoint(one_draft) as stub:
+        command = [
+            sys.executable, "-m", "refine_kit.cli", "batch", *topics, "--base-url",
+            stub.base_url, "--model", "m", "-o", str(tmp_path), "--no-cache", "-n", "1",
+        ]  # fmt: skip
+        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    first_critiques = {}
+    for received in stub.received:
+        if "response_format" in received.body:
+            user = received.body["messages"][-1]["content"]
+            topic = next(t for t in topics if f"{prompts.TOPIC_LINE} {t}" in user)
+            first_critiques.setdefault(topic, user)
+    assert set(first_critiques) == set(topics)
+    assert first_critiques[topics[0]] != first_critiques[topics[1]]
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    scores = {line["topic"]: line["score"] for line in manifest["topics"]}
+    assert scores["Urban beekeeping"] <= 3 < scores["Heat pumps in cold climates"]
+
+
 def test_a_key_echoed_by_the_server_reaches_no_file_and_no_terminal(
     tmp_path: Path, monkeypatch
 ) -> None:

@@ -621,3 +621,16 @@ def test_scores_still_rise_for_new_topics(topic: str) -> None:
     _, critiques = refine(topic)
     scores = [c.score for c in critiques]
     assert scores == sorted(scores) and 4 <= scores[0] <= 6 and scores[-1] >= 9, scores
+
+
+def test_the_critic_caps_a_report_that_is_off_the_topic_it_was_given() -> None:
+    from refine_kit.offline.critic import OFF_TOPIC_CEILING, critique_report
+    from refine_kit.offline.writer import draft_report
+
+    report = draft_report("Heat pumps in cold climates")
+    untold = json.loads(critique_report(report, []))
+    on_topic = json.loads(critique_report(report, [], topic="Heat pump in cold climates"))
+    off_topic = json.loads(critique_report(report, [], topic="Urban beekeeping"))
+    assert on_topic == untold  # the topic changes nothing for a report that covers it
+    assert off_topic["score"] <= OFF_TOPIC_CEILING < untold["score"]
+    assert "Urban beekeeping" in off_topic["improvements"][0]

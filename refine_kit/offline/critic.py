@@ -239,8 +239,23 @@ def _credit(item: str) -> str:
     return f'Addressed the feedback "{clause}".'
 
 
-def critique_report(report: str, previous: list[str]) -> str:
-    """The critic's JSON verdict: score, strengths, the worst three gaps, a short summary."""
+#: The most an off-topic report can score, however well it is written.
+OFF_TOPIC_CEILING = 3
+
+
+def _covers(report: str, topic: str) -> bool:
+    """Whether the report shares a meaningful word with the topic (by its first five
+    letters, so "pumps" meets "pump" and "gardening" meets "gardens")."""
+    wanted = {w[:5] for w in content_words(topic)}
+    return not wanted or bool(wanted & {w[:5] for w in content_words(report)})
+
+
+def critique_report(report: str, previous: list[str], topic: str | None = None) -> str:
+    """The critic's JSON verdict: score, strengths, the worst three gaps, a short summary.
+
+    Given the topic, a report that shares no meaningful word with it is off topic: it scores
+    at most OFF_TOPIC_CEILING, and the first improvement says so.
+    """
     doc = parse_document(report)
     doc.notice = ""  # the offline notice says who wrote the text; it is not part of the report
     ctx = context_for_document(doc)
@@ -248,6 +263,12 @@ def critique_report(report: str, previous: list[str]) -> str:
     checks, score = facts.checks, _score(facts)
     strengths: list[str] = []
     improvements: list[str] = []
+    off_topic = bool(topic) and not _covers(report, topic or "")
+    if off_topic:
+        score = min(score, OFF_TOPIC_CEILING)
+        improvements.append(
+            f"Write about the topic asked for, {topic}: the report does not cover it."
+        )
     asked: set[str] = set()
     # Follow-through first: credit what was done, repeat what was not.
     for item in previous:
@@ -275,6 +296,8 @@ def critique_report(report: str, previous: list[str]) -> str:
     about = f"about {round(facts.words, -1)} words on {ctx.subject}"
     if facts.words < 20:
         summary = "The draft is empty or nearly so, so there is no report to assess yet."
+    elif off_topic:
+        summary = f"A draft of {about}, which is not the topic asked for ({topic})."
     elif score >= 9:
         summary = f"A complete, well-structured report of {about}, ready to publish."
     elif score >= 7:

@@ -21,7 +21,7 @@ from refine_kit.offline.reviser import revise_report
 from refine_kit.offline.summariser import summarise_report
 from refine_kit.offline.text import LIST_ITEM, count_tokens, strip_list_marker
 from refine_kit.offline.writer import draft_report
-from refine_kit.prompts import REPORT_END, REPORT_START
+from refine_kit.prompts import REPORT_END, REPORT_START, TOPIC_LINE
 
 __all__ = ["OfflineCompletion", "OfflineModel", "count_tokens"]
 
@@ -99,6 +99,14 @@ def _topic_from_prompt(user: str) -> str:
     return " ".join(words[:20]) or "the chosen subject"
 
 
+def _named_topic(instruction: str) -> str | None:
+    """The topic a critique request names on its topic line, if it has one."""
+    for line in instruction.splitlines():
+        if line.startswith(TOPIC_LINE):
+            return line[len(TOPIC_LINE) :].strip() or None
+    return None
+
+
 def _listed_items(instruction: str, after: str = "") -> list[str]:
     """The list items in a prompt's instructions (only those after a line containing `after`)."""
     lines = instruction.splitlines()
@@ -125,7 +133,8 @@ class OfflineModel:
         if role == "writer":
             content = draft_report(_topic_from_prompt(main))
         elif role == "critic":
-            content = critique_report(text, _listed_items(instruction, after="previous"))
+            previous = _listed_items(instruction, after="previous")
+            content = critique_report(text, previous, topic=_named_topic(instruction))
         elif role == "reviser":
             content = revise_report(text, _listed_items(instruction))
         else:
