@@ -155,6 +155,26 @@ RUN_OPTIONS: dict[str, Any] = {
 }
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from refine_kit.version import __version__
+
+        print(f"refine-kit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Show the version and exit"
+        ),
+    ] = False,
+) -> None:
+    """Resilient LLM report refinement on Flyte 2 (offline unless a key or base URL is set)."""
+
+
 def _show_defaults() -> None:
     """Append each option's default, as `Settings` declares it, to its help text.
 
@@ -220,7 +240,10 @@ def batch(
 def serve(
     host: Annotated[str, typer.Option(help="Address to bind (loopback only)")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port; 0 picks a free one")] = 8787,
-    latency: Annotated[float, typer.Option(help="Seconds per response")] = 0.0,
+    # The same default as the offline model in `run`, so both answer at the same pace.
+    latency: Annotated[float, typer.Option(help="Seconds per response")] = default(
+        "offline_latency"
+    ),
     faults: Annotated[str | None, RUN_OPTIONS["faults"].__metadata__[0]] = None,
     verbose: Annotated[bool, typer.Option("--verbose", help="Log one line per request")] = False,
     # Written out, not read from the profiles module: that would load the model for --help.
@@ -278,6 +301,14 @@ def serve(
 
 @app.command()
 def lab(
+    jupyter_options: Annotated[
+        list[str] | None,
+        typer.Argument(
+            help="JupyterLab's own options, after --: "
+            "refine-kit lab -- --ServerApp.token=abc --ServerApp.ip=0.0.0.0",
+            show_default=False,
+        ),
+    ] = None,
     port: Annotated[int, typer.Option(help="Port for JupyterLab")] = 8888,
     browser: Annotated[
         bool, typer.Option("--browser/--no-browser", help="Open a browser tab")
@@ -303,6 +334,7 @@ def lab(
     command += [f"--port={port}"] + ([] if browser else ["--no-browser"])
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         command.append("--allow-root")  # containers and cloud VMs often run as root
+    command += jupyter_options or []  # last, so they win over the kit's choices
     if os.name == "posix":
         # JupyterLab takes this process's place, so a SIGTERM sent to `refine-kit lab` (by a
         # supervisor, a test, `kill`) stops the server instead of leaving it running alone.

@@ -75,14 +75,18 @@ def test_lab_starts_jupyterlab_on_the_notebooks_even_as_root(tmp_path) -> None:
     import socket
     import subprocess
     import sys
+    import urllib.error
+    import urllib.request
 
     pytest.importorskip("jupyterlab")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "JUPYTER_RUNTIME_DIR": str(tmp_path), "JUPYTER_CONFIG_DIR": str(tmp_path)}
+    # JupyterLab's own options pass through after `--` (a token fixed for a workshop room).
+    lab = ["lab", "--no-browser", "--port", str(port), "--", "--IdentityProvider.token=room-42"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "refine_kit", "lab", "--no-browser", "--port", str(port)],
+        [sys.executable, "-m", "refine_kit", *lab],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -96,6 +100,11 @@ def test_lab_starts_jupyterlab_on_the_notebooks_even_as_root(tmp_path) -> None:
             seen.append(line)
             if not line or f"127.0.0.1:{port}/lab" in line:
                 break
+        status = f"http://127.0.0.1:{port}/api/status?token="
+        with urllib.request.urlopen(status + "room-42", timeout=10) as answer:
+            assert answer.status == 200  # the token given after -- is the server's
+        with pytest.raises(urllib.error.HTTPError, match="403"):
+            urllib.request.urlopen(status + "wrong", timeout=10)
     finally:
         process.terminate()
         process.wait(timeout=20)
@@ -119,3 +128,33 @@ def test_the_progress_bar_counts_llm_steps_as_they_finish() -> None:
     assert (steps.done, steps.total) == (5, 8)
     steps.see(ProgressEvent(topic="B", kind="succeeded", score=8))  # from the cache
     assert steps.done == steps.total == 8
+
+
+def test_version_and_one_offline_latency_default() -> None:
+    import subprocess
+    import sys
+
+    from refine_kit.settings import default
+    from refine_kit.version import __version__
+
+    done = subprocess.run(
+        [sys.executable, "-m", "refine_kit", "--version"], capture_output=True, text=True
+    )
+    assert done.returncode == 0 and done.stdout.strip() == f"refine-kit {__version__}"
+    # `serve` answers at the offline model's own pace unless told otherwise, as `run` does.
+    for command in ("serve", "run"):
+        shown = runner.invoke(app, [command, "--help"], env={"COLUMNS": "200"}).output
+        assert f"[default: {default('offline_latency')}]" in shown, command
+
+
+def test_the_offline_notice_is_a_paragraph_of_its_own_in_summary_md(tmp_path: Path) -> None:
+    from markdown_it import MarkdownIt
+
+    from refine_kit.offline.phrases import OFFLINE_NOTICE
+
+    result = runner.invoke(app, ["run", "Tidal power", "-o", str(tmp_path), "--latency", "0"])
+    assert result.exit_code == 0, result.output
+    summary = next(tmp_path.glob("*/summary.md")).read_text()
+    paragraphs = [t for t in MarkdownIt().parse(summary) if t.type == "inline"]
+    assert paragraphs[-1].content == OFFLINE_NOTICE
+    assert len(paragraphs) >= 3  # the heading, the summary itself, then the notice

@@ -43,7 +43,7 @@ def summarise_report(report: str) -> str:
     """Two or three paragraphs retelling the report's title, headings and main points, with the
     offline notice on a line of its own at the end of the last one."""
     # A soft line break, not a new paragraph: the summary keeps its two or three paragraphs.
-    return f"{_summary_text(report)}\n{OFFLINE_NOTICE}"
+    return f"{_summary_text(report)}\n\n{OFFLINE_NOTICE}"  # a paragraph of its own
 
 
 def _summary_text(report: str) -> str:
