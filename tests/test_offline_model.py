@@ -428,7 +428,8 @@ def test_reports_and_summaries_never_mention_the_pipeline() -> None:
 def test_summary_is_plain_prose_about_the_report(runs) -> None:
     for topic, (drafts, _) in runs.items():
         text = summarise(drafts[-1])
-        paragraphs = text.split("\n\n")
+        *paragraphs, notice = text.split("\n\n")
+        assert notice == OFFLINE_NOTICE  # a paragraph of its own, after the summary's two or three
         assert 2 <= len(paragraphs) <= 3
         assert topic.lower() in text.lower()
         assert not re.search(r"^\s*(#|[-*+] |\d+\. )", text, re.M)
