@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from typing import Any
 import flyte
 from filelock import FileLock, Timeout
 
-from refine_kit import connection, endpoint, outputs, progress, replay
+from refine_kit import connection, endpoint, notices, outputs, progress, replay
 from refine_kit.errors import ConfigError, RefineKitError
 from refine_kit.models import BatchResult, RefineResult
 from refine_kit.offline.faults import FaultPlan
@@ -96,7 +95,7 @@ def submit_batch(
     if dry_run and not remote:
         raise ConfigError("dry_run: only a cluster run can be a dry run; set cluster=...")
     # Before the first call, say where the calls will go (and so what they may cost).
-    print(f"refine_kit: {_where(len(clean), options, dry_run)}", file=sys.stderr, flush=True)
+    notices.say(_where(len(clean), options, dry_run))
     lock: FileLock | None = None
     if not remote:
         folder = Path(resolved.output_dir)
@@ -198,8 +197,11 @@ def refine_batch(
     overrides = _setting_arguments(locals())
     submission = submit_batch(topics, settings=settings, on_progress=on_progress, **overrides)
     if submission.remote:
-        print(f"refine_kit: running on the cluster: {submission.url}", file=sys.stderr, flush=True)
-    return submission.result()
+        notices.say(f"running on the cluster: {submission.url}")
+    batch = submission.result()
+    for line in notices.reuse(batch):
+        notices.say(line)
+    return batch
 
 
 def refine(

@@ -54,3 +54,103 @@ def test_the_readme_shows_what_the_demo_prints(tmp_path: Path, monkeypatch) -> N
     )
     assert result.exit_code == 0, result.output
     assert normalised(result.output) == normalised(readme_block())
+
+
+# Every `refine-kit` command in the README's shell blocks is run here, in the README's order,
+# in a folder laid out like a fresh clone, or named below with why it cannot run offline.
+NOT_RUN_HERE = {
+    "refine-kit lab": "starts JupyterLab; tests/test_cli.py starts it and stops it",
+    "--model llama3.1": "needs an Ollama server",
+    "OPENAI_API_KEY=sk-...": "needs an OpenAI key",
+    "deploy --config": "needs a Flyte cluster",
+    "--cluster config.yaml": "needs a Flyte cluster",
+}
+
+
+def readme_commands() -> list[str]:
+    """The `refine-kit` lines of the README's bash blocks, without their comments."""
+    text = (ROOT / "README.md").read_text()
+    commands = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            line = re.sub(r"\s+#\s.*$", "", line).strip()
+            if "refine-kit" in line.split("#")[0] and not line.startswith("#"):
+                commands.append(line)
+    return commands
+
+
+def test_every_readme_command_runs_as_written_in_order(tmp_path: Path) -> None:
+    import os
+    import select
+    import shutil
+    import subprocess
+    import sys
+
+    shutil.copytree(ROOT / "examples", tmp_path / "examples")
+    (tmp_path / "flyte").mkdir()
+    (tmp_path / "flyte" / "config.yaml").write_text("{}\n")
+    venv_bin = str(Path(sys.executable).parent)
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("REFINE_KIT_", "OPENAI_"))},
+        "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}",
+        "FLYTECTL_CONFIG": str(tmp_path / "flyte" / "config.yaml"),  # an empty cache, as new
+        "XDG_CACHE_HOME": str(tmp_path / "cache"),
+        "REFINE_KIT_OFFLINE_LATENCY": "0",  # the story is the same at any pace
+    }
+
+    def shell(command: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
+            timeout=300,
+        )  # fmt: skip
+
+    demo = "refine-kit " + " ".join(shlex.quote(a) for a in demo_arguments())
+    assert shell(demo).returncode == 0
+    ran: dict[str, subprocess.CompletedProcess[str]] = {}
+    server = None
+    try:
+        for command in readme_commands():
+            if any(mark in command for mark in NOT_RUN_HERE):
+                continue
+            if command.endswith("&"):  # the README starts the server in the background
+                server = subprocess.Popen(
+                    ["bash", "-c", f"exec {command[:-1]}"], cwd=tmp_path, env=env,
+                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                )  # fmt: skip
+                ready, _, _ = select.select([server.stdout], [], [], 60)
+                assert ready and "offline server on" in server.stdout.readline()
+                continue
+            ran[command] = shell(command)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=20)
+
+    crash = next(c for c in ran if "crash_after" in c)
+    for command, done in ran.items():
+        expected = (-9, 137) if command == crash else (0,)
+        assert done.returncode in expected, (command, done.stdout, done.stderr)
+    fault = ran[next(c for c in ran if "--faults" in c)]
+    assert "steps replayed 0" in fault.stdout  # its own folder: the faults really happen
+    assert re.search(r"client retries [1-9]|re-asks [1-9]", fault.stdout), fault.stdout
+    resume = ran[next(c for c in ran if "crash_demo --no-cache" in c)]
+    replayed = int(re.search(r"steps replayed (\d+)", resume.stdout).group(1))
+    sent = int(re.search(r"requests sent (\d+)", resume.stdout).group(1))
+    assert replayed > 0 and sent < 33, resume.stdout  # a resume, not a new run
+    assert "were replayed from checkpoints saved in crash_demo" in resume.stderr
+
+    # After the demo, the same fault plan in the demo's folder replays every step: it says so.
+    again = shell(f"{demo} --faults '{{\"rate\": 0.2}}'")
+    assert again.returncode == 0 and "requests sent 0" in again.stdout
+    assert "33 of 33 steps were replayed" in again.stderr and "--fresh" in again.stderr
+    cached = shell(demo)
+    assert "5 of 5 topics came from the cache" in cached.stderr, cached.stderr
+    assert "--refresh-cache" in cached.stderr
+
+
+def test_each_reason_not_to_run_a_command_still_names_a_readme_command() -> None:
+    commands = readme_commands()
+    for mark in NOT_RUN_HERE:
+        assert any(mark in command for command in commands), mark
+    run_here = [c for c in commands if not any(mark in c for mark in NOT_RUN_HERE)]
+    assert len(run_here) >= 9  # the demos above really ran
