@@ -17,6 +17,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 # The public API, imported on first use: `refine-kit --help` and `import refine_kit` stay
 # fast, and Flyte and the OpenAI SDK load only when a run needs them.
 _EXPORTS = {
+    "BatchInterrupted": "api",
     "Submission": "api",
     "TopicFailed": "api",
     "init_flyte": "api",
@@ -60,6 +61,7 @@ _EXPORTS = {
 
 if TYPE_CHECKING:
     from refine_kit.api import (
+        BatchInterrupted,
         Submission,
         TopicFailed,
         init_flyte,
@@ -111,6 +113,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
+    "BatchInterrupted",
     "BatchResult",
     "CRITIC_SYSTEM_PROMPT",
     "CallRecord",

@@ -6,9 +6,11 @@ quietly, run the pipeline with `flyte.run` and hand back the result objects.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 import tempfile
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +37,22 @@ from refine_kit.tasks import CHECKPOINT_FILE, report_batch_pipeline
 
 class TopicFailed(RefineKitError):
     """`refine` could not produce a report for its topic, even after retries."""
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """The batch was stopped (Ctrl-C, or a notebook's interrupt) before every topic finished.
+
+    What finished is on disk with a manifest, and `batch` holds it; topics that were stopped
+    have the status "interrupted". Running the same batch again replays their saved steps.
+    """
+
+    def __init__(self, batch: BatchResult) -> None:
+        done = len(batch.outcomes) - len(batch.interrupted)
+        super().__init__(
+            f"stopped: {done} of {len(batch.outcomes)} topics finished; files and "
+            f"manifest.json in {batch.output_dir}"
+        )
+        self.batch = batch
 
 
 def init_flyte(verbose: bool = False, cluster: str | None = None) -> None:
@@ -146,15 +164,66 @@ def _submit(
         dry_run=dry_run,
         disable_run_cache=not resolved.uses_cache,
     )
+    inputs = {
+        "topics": clean,
+        "max_iterations": resolved.max_iterations,
+        "quality_threshold": resolved.quality_threshold,
+        "options": options,
+    }
     with progress.listening(on_progress):
-        run = runner.run(
-            report_batch_pipeline,
-            topics=clean,
-            max_iterations=resolved.max_iterations,
-            quality_threshold=resolved.quality_threshold,
-            options=options,
-        )
+        if remote:
+            run = runner.run(report_batch_pipeline, **inputs)
+        else:
+            run = _run_here(runner, inputs, Path(resolved.output_dir))
     return Submission(run=run, remote=remote, dry_run=dry_run, output_dir=resolved.output_dir)
+
+
+#: Seconds to wait, after a Ctrl-C, for the batch to write what finished.
+STOP_WAIT = 30.0
+
+
+def _run_here(runner: Any, inputs: dict[str, Any], output_dir: Path) -> Any:
+    """Run the batch in this process, so that Ctrl-C stops it cleanly.
+
+    `flyte.run` waits for a batch running on Flyte's own event loop thread: a Ctrl-C ends the
+    wait but not the batch, which would go on writing files unseen. Here the run is awaited
+    on a loop of its own, so an interrupt cancels it; the batch task then writes the manifest
+    of what finished, and `BatchInterrupted` carries that partial batch. A second Ctrl-C
+    while it winds down stops waiting at once.
+    """
+    loop = asyncio.new_event_loop()
+    work = loop.create_task(runner.run.aio(report_batch_pipeline, **inputs))
+    outcome: dict[str, Any] = {}
+
+    def drive() -> None:
+        try:
+            outcome["run"] = loop.run_until_complete(work)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            outcome["error"] = exc
+        finally:
+            loop.close()
+
+    stopped = threading.Event()  # the batch task has written what finished
+
+    def on_stop(event: progress.ProgressEvent) -> None:
+        if event.kind == "stopped":
+            stopped.set()
+
+    thread = threading.Thread(target=drive, name="refine-kit-batch", daemon=True)
+    with progress.listening(on_stop):
+        thread.start()
+        try:
+            thread.join()
+        except KeyboardInterrupt:
+            loop.call_soon_threadsafe(work.cancel)
+            # The batch task winds down on Flyte's loop; a Ctrl-C before it started has
+            # nothing to write, hence the bound.
+            if stopped.wait(timeout=STOP_WAIT):
+                raise BatchInterrupted(outputs.read_batch(output_dir)) from None
+            raise
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["run"]
 
 
 def refine_batch(

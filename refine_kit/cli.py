@@ -9,7 +9,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import errno
-import functools
 import gc
 import inspect
 import sys
@@ -21,15 +20,12 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
+from refine_kit import terminal
 from refine_kit.errors import ConfigError, RefineKitError
 from refine_kit.redaction import plain
 from refine_kit.settings import Backend, default
 
 if TYPE_CHECKING:  # the pipeline (Flyte, the OpenAI SDK) loads only when a command runs
-    from rich.console import Console
-    from rich.table import Table
-
-    from refine_kit.models import Accounting, BatchResult
     from refine_kit.progress import ProgressEvent
 
 # Click's usage error, taken from the one Typer exports: newer Typer releases carry a click of
@@ -52,7 +48,7 @@ class _UsageLine(_ClickException):
         self.hint = f"see '{command} --help'"
 
     def show(self, file: Any = None) -> None:
-        _console(stderr=True).print(
+        terminal.console(stderr=True).print(
             f"[red]error:[/] {plain(self.message)}; {self.hint}", soft_wrap=True
         )
 
@@ -77,14 +73,6 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,  # plain help: readable at 80 columns, no type column
 )
-
-
-@functools.cache
-def _console(stderr: bool = False) -> Console:
-    """Rich, loaded when a command prints: `--help` (plain click help) never does."""
-    from rich.console import Console
-
-    return Console(stderr=stderr)
 
 
 # A command is the whole process: skip the interpreter's last sweep over every object Flyte
@@ -370,9 +358,9 @@ def deploy(
         table.add_column(column.capitalize(), no_wrap=column in ("task", "reuse"))
     for row in rows:
         table.add_row(*row.values())
-    _console().print(table)
+    terminal.console().print(table)
     if dry_run:
-        _console().print("dry run: nothing was sent; deploy for real with --config PATH")
+        terminal.console().print("dry run: nothing was sent; deploy for real with --config PATH")
 
 
 def read_topics_file(path: Path) -> list[str]:
@@ -410,14 +398,14 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
         _fail(str(exc))
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    steps = StepCount(len(topics))
+    steps = terminal.StepCount(len(topics))
     with Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TextColumn("LLM steps"),
         TimeElapsedColumn(),
-        console=_console(stderr=True),
+        console=terminal.console(stderr=True),
         transient=True,
     ) as bar:
         task = bar.add_task("Refining", total=steps.total)
@@ -429,103 +417,24 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
                 bar.refresh()  # the bar moves before the line about it is printed
                 # A failure's reason is printed once, under the table, as pytest does.
                 mark = "[green]done[/]" if event.kind == "succeeded" else "[red]failed[/]"
-                bar.console.print(f"{mark} {plain(event.topic)}" + _score(event))
+                bar.console.print(f"{mark} {plain(event.topic)}" + terminal.outcome_note(event))
             elif event.kind == "step":
                 bar.update(task, description=f"{plain(event.topic[:30])}: {event.step}")
+            elif event.kind == "waiting":  # a long wait for a rate limit: say why, and what helps
+                bar.console.print(f"[yellow]waiting[/] {plain(event.message)}", soft_wrap=True)
 
         try:
             result = api.refine_batch(topics, on_progress=on_progress, **settings)
         except RefineKitError as exc:  # bad input, a damaged store: nothing was run
             bar.stop()
             _fail(str(exc))
-    _console().print(results_table(result))
-    for line in failure_lines(result):
-        _console().print(line, soft_wrap=True)
-    # Whole lines (soft_wrap): the terminal wraps them; copied text stays one line.
-    _console().print(
-        f"{len(result.succeeded)} succeeded, {len(result.failed)} failed in "
-        f"{result.seconds:.1f} s; files in {plain(result.output_dir)}",
-        soft_wrap=True,
-    )
-    _console().print(accounting_line(result.accounting), soft_wrap=True)
+        except api.BatchInterrupted as stop:  # Ctrl-C: what finished, and what a rerun pays
+            bar.stop()
+            terminal.report(stop.batch)
+            raise typer.Exit(code=130) from None
+    terminal.report(result)
     if result.failed:
         raise typer.Exit(code=1)
-
-
-class StepCount:
-    """LLM steps finished out of those known so far, so the bar moves with the work.
-
-    A topic needs at least a draft, a critique and a summary; each revision it starts adds
-    a revision and its critique. Topics served from the cache finish all at once.
-    """
-
-    def __init__(self, topics: int) -> None:
-        self.total = 3 * topics
-        self.done = 0
-        self._started: dict[str, int] = {}
-
-    def see(self, event: ProgressEvent) -> None:
-        if event.kind == "step":
-            started = self._started.get(event.topic, 0)
-            if started:
-                self.done += 1  # the topic's previous step has finished
-            self._started[event.topic] = started + 1
-            if event.step == "revise":
-                self.total += 2
-        elif event.kind in ("succeeded", "failed"):
-            started = self._started.pop(event.topic, 0)
-            self.done += 3 if started == 0 else 1  # cached (all at once), or its last step
-            self.done = min(self.done, self.total)
-
-
-def results_table(result: BatchResult) -> Table:
-    """One row per topic, the numbers a user checks first; it reads at 80 columns."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title="refine_kit results", box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("Topic", ratio=1, min_width=16, overflow="fold")
-    for column in ("Status", "Score", "Revisions", "Stop", "Requests", "Seconds"):
-        table.add_column(column, justify="left" if column in ("Status", "Stop") else "right")
-    for o in result.outcomes:
-        r = o.result
-        if r is None:
-            spent = o.accounting.requests_sent
-            table.add_row(plain(o.topic), "[red]failed[/]", "", "", "", str(spent), "")
-            continue
-        table.add_row(
-            plain(o.topic),
-            "cached" if o.from_cache else "[green]ok[/]",
-            str(r.score),
-            str(len(r.iterations) - 1),
-            "threshold" if r.stop_reason == "threshold" else "max revs",
-            str(r.requests_sent),
-            "cached" if o.from_cache else f"{r.seconds:.1f}",
-        )
-    return table
-
-
-def failure_lines(result: BatchResult) -> list[str]:
-    """One line per failed topic: its name and the error, as plain text."""
-    return [f"[red]failed[/] {plain(o.topic)}: {plain(o.error or '')}" for o in result.failed]
-
-
-def accounting_line(acc: Accounting) -> str:
-    """What the run paid for and what checkpoints and the cache saved, in one line."""
-    cost = "unknown" if acc.cost_usd is None else f"${acc.cost_usd:.4f}"
-    return (
-        f"requests sent {acc.requests_sent}, answers received {acc.answers_received} "
-        f"(steps replayed {acc.replayed}, from cache {acc.cached}); "
-        f"client retries {acc.client_retries}, re-asks {acc.reasks}, "
-        f"task attempts {acc.task_attempts}; tokens used {acc.tokens_used:,}, "
-        f"saved {acc.tokens_saved:,}; estimated cost {cost}"
-    )
-
-
-def _score(event: ProgressEvent) -> str:
-    if event.score is not None:
-        return f" (score {event.score})"
-    return " (reason below)" if event.kind == "failed" else ""
 
 
 def _check_port(port: int, command: str) -> None:
@@ -534,7 +443,7 @@ def _check_port(port: int, command: str) -> None:
 
 
 def _fail(message: str) -> NoReturn:
-    _console(stderr=True).print(f"[red]error:[/] {plain(message)}", soft_wrap=True)
+    terminal.console(stderr=True).print(f"[red]error:[/] {plain(message)}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 

@@ -338,9 +338,17 @@ class BatchProgress:
         self._rows: dict[str, tuple[Any, Any]] = {}
         self._handle: Any = None
         self.widgets = _widgets_available() if widgets is None else widgets
+        #: The latest word about the whole batch (why calls are held, or that it stopped).
+        self.notice = ""
+        self._notice_label: Any = None
 
     def __call__(self, event: ProgressEvent) -> None:
         """The `on_progress` listener."""
+        if not event.topic:  # about the whole batch: a wait for a rate limit, or a stop
+            self.notice = event.message or f"batch {event.kind}"
+            with contextlib.suppress(AttributeError):  # no widgets: the final table says it
+                self._notice_label.value = html.escape(self.notice)
+            return
         with self._lock:
             row = self.state.setdefault(
                 event.topic, {"status": "waiting", "done": 0, "score": None}
@@ -379,8 +387,10 @@ class BatchProgress:
             bar = w.IntProgress(value=0, min=0, max=self.steps, layout=w.Layout(width="200px"))
             label = w.HTML(html.escape(self.state[topic]["status"]))
             self._rows[topic] = (bar, label)
+        self._notice_label = w.HTML("")
         box = w.VBox(
-            [
+            [self._notice_label]
+            + [
                 w.HBox(
                     [
                         w.HTML(f"<b>{html.escape(t[:40])}</b>", layout=w.Layout(width="280px")),
@@ -408,7 +418,8 @@ class BatchProgress:
     def to_html(self) -> str:
         with self._lock:
             rows = [(t, s["status"], s["score"]) for t, s in self.state.items()]
-        return _table(("topic", "status", "score"), rows)
+        table = _table(("topic", "status", "score"), rows)
+        return f"<p>{html.escape(self.notice)}</p>{table}" if self.notice else table
 
     def _repr_html_(self) -> str:
         return self.to_html()

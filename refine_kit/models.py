@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 Step = Literal["draft", "critique", "revise", "summary"]
 StopReason = Literal["threshold", "max_iterations"]
-TopicStatus = Literal["succeeded", "failed"]
+#: "interrupted": the batch was stopped (Ctrl-C) before the topic finished.
+TopicStatus = Literal["succeeded", "failed", "interrupted"]
 
 
 class BoundaryModel(BaseModel):
@@ -175,6 +176,9 @@ class TopicOutcome(BoundaryModel):
     spent: Accounting | None = Field(
         default=None, description="What a failed topic cost before it failed (requests, tokens)"
     )
+    saved_steps: int = Field(
+        default=0, description="An interrupted topic's steps saved for a rerun to replay"
+    )
 
     @property
     def ok(self) -> bool:
@@ -204,7 +208,12 @@ class BatchResult(BoundaryModel):
 
     @property
     def failed(self) -> list[TopicOutcome]:
-        return [o for o in self.outcomes if not o.ok]
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def interrupted(self) -> list[TopicOutcome]:
+        """Topics the batch was stopped before finishing (Ctrl-C); a rerun resumes them."""
+        return [o for o in self.outcomes if o.status == "interrupted"]
 
     @property
     def requests_sent(self) -> int:

@@ -322,6 +322,7 @@ def _manifest_line(outcome: TopicOutcome, root: Path) -> dict[str, Any]:
             result.usage.total_tokens if result else known.tokens_used if known else None
         ),
         "from_cache": outcome.from_cache,
+        "saved_steps": outcome.saved_steps,  # of a topic stopped by Ctrl-C: a rerun replays them
         # The same figures as record.json and the CLI totals, field for field.
         "accounting": known.model_dump(mode="json") if known else None,
     }
@@ -342,15 +343,13 @@ def write_manifest(
     callers must leave secrets such as API keys out of it.
     """
     root = Path(root)
-    succeeded = sum(1 for o in outcomes if o.status == "succeeded")
+    counts = {"topics": len(outcomes), "succeeded": 0, "failed": 0}
+    for outcome in outcomes:
+        counts[outcome.status] = counts.get(outcome.status, 0) + 1
     manifest: dict[str, Any] = {
         "created_at": _now_iso(),
         "settings": settings,
-        "counts": {
-            "topics": len(outcomes),
-            "succeeded": succeeded,
-            "failed": len(outcomes) - succeeded,
-        },
+        "counts": counts,  # "interrupted" too, when the batch was stopped
         "seconds": round(seconds, 3),
         "max_concurrency": max_concurrency,
         "topics": [_manifest_line(o, root) for o in outcomes],
@@ -363,6 +362,39 @@ def write_manifest(
 def read_record(folder: Path) -> dict[str, Any]:
     """Load a topic folder's ``record.json`` (for tests, notebooks and resumed runs)."""
     return json.loads((Path(folder) / RECORD_JSON).read_text(encoding="utf-8"))
+
+
+def read_batch(root: Path) -> BatchResult:
+    """A batch as its manifest and records describe it, read back from the run folder."""
+    root = Path(root)
+    manifest = json.loads((root / MANIFEST_JSON).read_text(encoding="utf-8"))
+    outcomes = []
+    for line in manifest["topics"]:
+        folder = root / line["folder"] if line["folder"] else None
+        result = None
+        if line["status"] == "succeeded" and folder is not None:
+            result = RefineResult.model_validate(read_record(folder))
+        spent = line.get("accounting")
+        outcomes.append(
+            TopicOutcome(
+                topic=line["topic"],
+                status=line["status"],
+                error=line["error"],
+                result=result,
+                folder=str(folder) if folder else None,
+                from_cache=line["from_cache"],
+                spent=Accounting.model_validate(spent) if spent and result is None else None,
+                saved_steps=line.get("saved_steps", 0),
+            )
+        )
+    return BatchResult(
+        outcomes=outcomes,
+        output_dir=str(root),
+        manifest=str(root / MANIFEST_JSON),
+        seconds=manifest["seconds"],
+        max_concurrency=manifest["max_concurrency"],
+        settings=manifest["settings"],
+    )
 
 
 def write_batch(batch: BatchResult, root: Path) -> BatchResult:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import httpx2
 
+from refine_kit import progress
+
 # Providers tokenise; a few characters per token is close enough to pace by, and the
 # server's own count corrects the budget with every answer.
 CHARS_PER_TOKEN = 4
@@ -35,6 +37,10 @@ MESSAGE_FRAMING_TOKENS = 4  # each message's role and separators, as OpenAI coun
 #: that first waits for the refill does not reach the server a few milliseconds early.
 SERVER_LAG = 0.05
 _EPSILON = 1e-9
+#: A wait for a limit this long is told to the user (why, how long, what would help)...
+LONG_WAIT = 3.0
+#: ...again at most this often while the same limit keeps binding.
+RETELL_AFTER = 30.0
 
 
 def estimated_tokens(body: Mapping[str, object]) -> int:
@@ -94,6 +100,8 @@ class Pacer:
         self._queue = asyncio.Lock()
         self.waited = 0.0  # seconds spent waiting for budget, for accounting and tests
         self.rate_limited = 0  # 429s seen
+        self.told: list[str] = []  # what the user was told about long waits
+        self._told_at: tuple[str, float] | None = None  # (which limit, when)
         # Sent and not answered yet: an answer's headers were counted before these arrived.
         self.in_flight = 0
         self.in_flight_tokens = 0
@@ -104,26 +112,66 @@ class Pacer:
         limited = self.requests is not None or self.tokens is not None
         return limited or self._paused_until > self._clock()
 
-    async def acquire(self, tokens: int) -> None:
-        """Wait until the run's budgets can pay for one request of `tokens` tokens."""
+    async def acquire(self, tokens: int, max_output: int = 0) -> None:
+        """Wait until the run's budgets can pay for one request of `tokens` tokens (of which
+        `max_output` is the answer's cap, reserved whole)."""
         if not self.active:
             return
         async with self._queue:  # first come, first served: no request starves
             while True:
-                wait = self._wait(tokens)
+                wait, binding = self._wait(tokens)
                 if wait <= 0:
                     if self.requests is not None:
                         self.requests.charge(1, self._stamp)
                     if self.tokens is not None:
                         self.tokens.charge(min(tokens, self.tokens.limit), self._stamp)
                     return
+                if wait >= LONG_WAIT:
+                    self._tell(wait, binding, tokens, max_output)
                 self.waited += wait
                 await asyncio.sleep(wait)
 
+    def _tell(self, wait: float, binding: str, tokens: int, max_output: int) -> None:
+        """Say why calls are held, for how long, and what would help: once per limit, and
+        again every RETELL_AFTER seconds while it binds, so a long batch is never silent."""
+        now = self._clock()
+        if self._told_at is not None:
+            told, at = self._told_at
+            if told == binding and now - at < RETELL_AFTER:
+                return
+        self._told_at = (binding, now)
+        message = self.why(wait, binding, tokens, max_output)
+        self.told.append(message)
+        progress.publish("", "waiting", message=message)
+
+    def why(self, wait: float, binding: str, tokens: int, max_output: int) -> str:
+        """The words for a wait: which limit binds, how long, what would help."""
+        held = f"calls held {wait:.0f} s"
+        if binding == "pause":
+            return (
+                f"{held}: the server answered 429 (rate limited) and asked for a pause; "
+                "stating your tier's limits (--rpm/--tpm) paces calls so that it need not"
+            )
+        source = "stated" if self._stated[0 if binding == "requests" else 1] else "the server's"
+        if binding == "requests":
+            limit = self.requests.limit if self.requests else 0
+            return (
+                f"{held} for the requests-per-minute limit ({limit:,.0f} RPM, {source}); "
+                "a higher tier's limit is the only way to go faster"
+            )
+        limit = self.tokens.limit if self.tokens else 0
+        text = (
+            f"{held} for the tokens-per-minute limit ({limit:,.0f} TPM, {source}): each "
+            f"request reserves its prompt plus max_tokens, {tokens:,} tokens here"
+        )
+        if max_output > tokens - max_output:  # the cap, not the prompt, is most of the cost
+            text += f"; a lower --max-tokens (now {max_output:,}) lets more requests through"
+        return text
+
     @asynccontextmanager
-    async def sending(self, tokens: int) -> AsyncIterator[None]:
+    async def sending(self, tokens: int, max_output: int = 0) -> AsyncIterator[None]:
         """Wait for budget, then count the request as in flight until its answer is back."""
-        await self.acquire(tokens)
+        await self.acquire(tokens, max_output)
         self.in_flight += 1
         self.in_flight_tokens += tokens
         try:
@@ -132,14 +180,15 @@ class Pacer:
             self.in_flight -= 1
             self.in_flight_tokens -= tokens
 
-    def _wait(self, tokens: int) -> float:
+    def _wait(self, tokens: int) -> tuple[float, str]:
+        """Seconds until a request of `tokens` may go, and which limit holds it longest."""
         now = self._clock()
         self._refill(now)
-        waits = [self._paused_until - now]
+        waits = [(self._paused_until - now, "pause")]
         if self.requests is not None:
-            waits.append(self.requests.wait_for(1, now))
+            waits.append((self.requests.wait_for(1, now), "requests"))
         if self.tokens is not None:
-            waits.append(self.tokens.wait_for(tokens, now))
+            waits.append((self.tokens.wait_for(tokens, now), "tokens"))
         return max(waits)
 
     def _refill(self, now: float) -> None:
@@ -234,8 +283,10 @@ class PacedTransport(httpx2.AsyncBaseTransport):
             body = json.loads(request.content)
         except ValueError:
             body = {}
-        tokens = estimated_tokens(body if isinstance(body, dict) else {})
-        async with self.pacer.sending(tokens):
+        body = body if isinstance(body, dict) else {}
+        tokens = estimated_tokens(body)
+        cap = body.get("max_completion_tokens") or body.get("max_tokens") or 0
+        async with self.pacer.sending(tokens, cap if isinstance(cap, int) else 0):
             response = await self.inner.handle_async_request(request)
         _standard_retry_after(response.headers)
         self.pacer.learn(response.status_code, response.headers)

@@ -15,7 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-EventKind = Literal["queued", "started", "step", "succeeded", "failed"]
+#: "waiting": calls are held for a rate limit (the message says which, and what helps);
+#: "stopped": the whole batch was interrupted, after writing what finished (topic "").
+EventKind = Literal["queued", "started", "step", "succeeded", "failed", "waiting", "stopped"]
 
 
 class ProgressEvent(BaseModel):

@@ -105,6 +105,13 @@ class CheckpointStore:
                 (key, work, position, step, payload, digest, time.time()),
             )
 
+    def saved_steps(self, work: str) -> int:
+        """How many of a topic's steps are saved, so a rerun can replay them."""
+        with self._lock:
+            return int(
+                self._db.execute("SELECT COUNT(*) FROM steps WHERE work=?", (work,)).fetchone()[0]
+            )
+
     def close(self) -> None:
         with self._lock:
             self._db.close()

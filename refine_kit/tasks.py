@@ -184,7 +184,14 @@ async def report_batch_pipeline(
         progress.publish(topic, "failed", message=error)
         return TopicOutcome(topic=topic, status="failed", error=error, folder=folder, spent=spent)
 
+    finished: dict[str, TopicOutcome] = {}  # as topics end: what a stopped batch still has
+
     async def one(topic: str) -> TopicOutcome:
+        outcome = await attempt(topic)
+        finished[topic] = outcome
+        return outcome
+
+    async def attempt(topic: str) -> TopicOutcome:
         async with gate:
             progress.publish(topic, "started")
             try:
@@ -212,8 +219,23 @@ async def report_batch_pipeline(
     async with context.run(
         options.llm, max_in_flight=options.max_concurrency, store=store, fresh=options.fresh
     ):
-        with flyte.group("fan-out"):
-            outcomes = list(await asyncio.gather(*(one(t) for t in topics)))
+        try:
+            with flyte.group("fan-out"):
+                outcomes = list(await asyncio.gather(*(one(t) for t in topics)))
+        except asyncio.CancelledError:  # Ctrl-C: what finished is kept, with a manifest
+            if root is not None:
+                stopped = [
+                    finished.get(t) or _interrupted(t, max_iterations, quality_threshold, options)
+                    for t in topics
+                ]
+                settings = _batch_settings(max_iterations, quality_threshold, options)
+                seconds = time.time() - started
+                outputs.write_manifest(
+                    stopped, root, seconds=seconds, max_concurrency=options.max_concurrency,
+                    settings=settings,
+                )  # fmt: skip
+            progress.publish("", "stopped")
+            raise
     seconds = time.time() - started
     batch = BatchResult(
         outcomes=outcomes,
@@ -221,14 +243,7 @@ async def report_batch_pipeline(
         manifest="",
         seconds=seconds,
         max_concurrency=options.max_concurrency,
-        settings={
-            "max_iterations": max_iterations,
-            "quality_threshold": quality_threshold,
-            **options.llm.applied(),
-            "endpoint": options.llm.endpoint_url,
-            "cache": options.cache,
-            "fresh": options.fresh,
-        },
+        settings=_batch_settings(max_iterations, quality_threshold, options),
     )
     if root is None:
         return batch
@@ -240,6 +255,36 @@ async def report_batch_pipeline(
         settings=batch.settings,
     )
     return batch.model_copy(update={"manifest": str(manifest)})
+
+
+def _batch_settings(
+    max_iterations: int, quality_threshold: int, options: RunOptions
+) -> dict[str, object]:
+    """What the batch ran with, as the manifest records it (nothing secret)."""
+    return {
+        "max_iterations": max_iterations,
+        "quality_threshold": quality_threshold,
+        **options.llm.applied(),
+        "endpoint": options.llm.endpoint_url,
+        "cache": options.cache,
+        "fresh": options.fresh,
+    }
+
+
+def _interrupted(
+    topic: str, max_iterations: int, quality_threshold: int, options: RunOptions
+) -> TopicOutcome:
+    """A topic the batch was stopped before it finished: what it spent, what a rerun keeps."""
+    spent = _spent(topic, max_iterations, quality_threshold, options)
+    ctx = context.current()
+    work = topic_work_key(topic, max_iterations, quality_threshold, options.llm)
+    saved = ctx.store.saved_steps(work) if ctx is not None and ctx.store is not None else 0
+    note = f"stopped before it finished; {saved} step{'s' if saved != 1 else ''} saved"
+    if saved and not options.fresh:
+        note += " (a rerun replays them)"
+    return TopicOutcome(
+        topic=topic, status="interrupted", error=note, spent=spent, saved_steps=saved
+    )
 
 
 @asynccontextmanager

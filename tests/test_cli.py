@@ -75,6 +75,7 @@ def test_lab_starts_jupyterlab_on_the_notebooks_even_as_root(tmp_path) -> None:
     import socket
     import subprocess
     import sys
+    import time
     import urllib.error
     import urllib.request
 
@@ -101,8 +102,15 @@ def test_lab_starts_jupyterlab_on_the_notebooks_even_as_root(tmp_path) -> None:
             if not line or f"127.0.0.1:{port}/lab" in line:
                 break
         status = f"http://127.0.0.1:{port}/api/status?token="
-        with urllib.request.urlopen(status + "room-42", timeout=10) as answer:
-            assert answer.status == 200  # the token given after -- is the server's
+        for _ in range(100):  # the URL is printed a moment before every route answers
+            try:
+                with urllib.request.urlopen(status + "room-42", timeout=10) as answer:
+                    assert answer.status == 200  # the token given after -- is the server's
+                break
+            except urllib.error.URLError:
+                time.sleep(0.1)
+        else:
+            raise AssertionError("JupyterLab never answered")
         with pytest.raises(urllib.error.HTTPError, match="403"):
             urllib.request.urlopen(status + "wrong", timeout=10)
     finally:
@@ -114,8 +122,8 @@ def test_lab_starts_jupyterlab_on_the_notebooks_even_as_root(tmp_path) -> None:
 
 
 def test_the_progress_bar_counts_llm_steps_as_they_finish() -> None:
-    from refine_kit.cli import StepCount
     from refine_kit.progress import ProgressEvent
+    from refine_kit.terminal import StepCount
 
     steps = StepCount(topics=2)
     seen = []

@@ -537,6 +537,7 @@ def test_manifest(tmp_path: Path) -> None:
         "answers_received": 0,
         "total_tokens": 1500,
         "from_cache": False,
+        "saved_steps": 0,
         "accounting": ok.accounting.model_dump(mode="json"),
     }
     assert batteries["folder"] == cached_folder.name
