@@ -14,7 +14,8 @@ import json
 import re
 from typing import Any
 
-from refine_kit.errors import LLMOutputError
+from refine_kit.errors import LLMOutputError, TruncatedAnswer
+from refine_kit.models import LLMReply
 
 # A leading reasoning block; an unclosed one (the answer was cut) runs to the end.
 _THINKING = re.compile(
@@ -24,6 +25,15 @@ _FENCE = re.compile(r"^```[A-Za-z0-9_-]*[ \t]*\n(.*?)\n```[ \t]*$", re.DOTALL)
 # Where a JSON object may start: enough for any wrapping seen in practice, and a bound on
 # the work a hostile answer full of braces can cause.
 _MAX_STARTS = 16
+
+
+def complete(reply: LLMReply, step: str) -> None:
+    """Refuse an answer cut at the token limit: a short report or a partial JSON must not pass."""
+    if reply.finish_reason == "length":
+        raise TruncatedAnswer(
+            f"{step}: the answer was cut at the token limit (finish_reason 'length', "
+            f"{reply.usage.completion_tokens} completion tokens); raise max_tokens"
+        )
 
 
 def without_reasoning(text: str) -> str:

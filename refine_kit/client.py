@@ -183,6 +183,10 @@ def _not_a_completion(content_type: str, body: bytes) -> str | None:
     return None
 
 
+#: One chat message as the API takes it: {"role": "system" | "user" | "assistant", "content"}.
+Message = dict[str, str]
+
+
 async def call_llm(
     prompt: str,
     system: str,
@@ -190,10 +194,23 @@ async def call_llm(
     *,
     schema: type[BaseModel] | None = None,
 ) -> LLMReply:
-    """Make one chat completion and return its text with usage, timing and finish reason.
+    """Make one chat completion from a system and a user prompt (the tutorial's call).
 
     Not traced itself: each traced step around it makes exactly one call and validates the
     answer inside the trace, so a retry never replays an answer that failed validation.
+    See `chat` for the conversation form, the structured-output ladder and the retries.
+    """
+    messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
+    return await chat(messages, json_mode=json_mode, schema=schema)
+
+
+async def chat(
+    messages: list[Message],
+    *,
+    json_mode: bool = False,
+    schema: type[BaseModel] | None = None,
+) -> LLMReply:
+    """Make one chat completion of a whole conversation; return text, usage and timing.
 
     `json_mode` asks for a JSON answer, as `schema`'s JSON schema where the server allows;
     a server that refuses a `response_format` is asked again one rung down (`json_schema` ->
@@ -209,13 +226,12 @@ async def call_llm(
     ctx = context.current()
     if ctx is None:
         async with context.run(Settings().llm_config()):
-            return await call_llm(prompt, system, json_mode, schema=schema)
+            return await chat(messages, json_mode=json_mode, schema=schema)
     config = ctx.config
     url = OFFLINE_BASE_URL if config.backend == "offline" else endpoint.shown(config.base_url)
     remember = config.backend != "offline"  # the offline model's shape is known; no file
     caps = endpoint.capabilities(url, config.model, remember=remember)
     client = get_client(ctx)
-    messages = [{"role": "system", "content": system}, {"role": "user", "content": prompt}]
     before = ctx.ledger.requests
     # While this endpoint's structured-output shape is unknown, one critique at a time finds
     # it out, so a refusal is paid once, not once per topic that starts at the same moment.
@@ -282,7 +298,7 @@ async def _create(
     client: openai.AsyncOpenAI,
     caps: endpoint.Capabilities,
     url: str,
-    messages: list[dict[str, str]],
+    messages: list[Message],
     json_mode: bool,
     schema: type[BaseModel] | None,
     before: int,

@@ -7,13 +7,18 @@ is part of the cache and replay keys, so server A's answers are never served for
 
 Capabilities differ between servers: LM Studio refuses `json_object`, reasoning models
 refuse `max_tokens`, some servers have no JSON mode at all. The client steps down when a
-server refuses a request shape and remembers here, per endpoint, what worked, so each
-fallback is paid once per process. `refine_kit.reset()` forgets.
+server refuses a request shape and remembers here, per endpoint, what worked, for as long
+as the process runs: finding out costs refused requests, and the answer is the same for
+the next run, so each fallback is paid once per process. `refine_kit.reset()` forgets.
 
 The structured-output shape is also remembered across runs, in the user's cache folder
 (`endpoints.json`, for `REMEMBER_FOR`): finding it out makes a new endpoint's critiques wait
 for the first one's answer, and a notebook or a papermill job starts a new process each
 time. Nothing else is stored there: no key, no credentials, no prompts.
+
+A base URL's credentials also live here for the whole process (`remember_credentials`):
+like the API key in the environment they must never travel with a run, so task inputs,
+caches and records carry the bare URL, and the client looks the credentials up by it.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import functools
+import json
 import os
 import threading
 from dataclasses import dataclass
@@ -230,31 +236,44 @@ def _persist(url: str, model: str, mode: StructuredMode) -> None:
             os.replace(partial, path)
 
 
-@functools.cache
 def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
     """`model`'s JSON schema in the strict subset OpenAI's structured outputs accept.
 
-    Every property required, no extra properties, and only the keywords the strict mode
-    knows; bounds such as the score's 1..10 are checked by pydantic on the answer instead.
-    Built once per model (every critique request carries it): read it, do not edit it.
+    Every object (nested models in `$defs` too) lists all its properties as required and
+    allows no others, and only keywords the strict mode knows are kept; bounds such as the
+    score's 1..10 are checked by pydantic on the answer instead. A new copy every call, so a
+    caller may change it without changing anyone else's.
     """
-    keep = {"type", "properties", "required", "additionalProperties", "items", "description"}
+    return json.loads(_strict_schema_text(model))
+
+
+#: The JSON-schema keywords OpenAI's strict mode accepts (others are dropped, not refused).
+_STRICT_KEYWORDS = {"type", "description", "enum", "const", "required", "additionalProperties"}
+
+
+@functools.cache
+def _strict_schema_text(model: type[BaseModel]) -> str:
+    """Built once per model (every structured request carries it), kept as text: immutable."""
 
     def strip(node: dict[str, Any]) -> dict[str, Any]:
+        if "$ref" in node:  # a reference stands alone in strict mode
+            return {"$ref": node["$ref"]}
         kept: dict[str, Any] = {}
         for key, value in node.items():
-            if key == "properties":
+            if key in ("properties", "$defs"):
                 kept[key] = {name: strip(sub) for name, sub in value.items()}
             elif key == "items" and isinstance(value, dict):
                 kept[key] = strip(value)
-            elif key in keep:
+            elif key == "anyOf":  # Optional fields: [{...}, {"type": "null"}]
+                kept[key] = [strip(option) for option in value]
+            elif key in _STRICT_KEYWORDS:
                 kept[key] = value
+        if "properties" in kept:
+            kept["required"] = list(kept["properties"])
+            kept["additionalProperties"] = False
         return kept
 
-    schema = strip(model.model_json_schema())
-    schema["required"] = list(schema.get("properties", {}))
-    schema["additionalProperties"] = False
-    return schema
+    return json.dumps(strip(model.model_json_schema()))
 
 
 def response_format(mode: StructuredMode, model: type[BaseModel] | None) -> dict[str, Any] | None:

@@ -92,11 +92,11 @@ def summary_prompt(report: str) -> str:
     return "Write an executive summary of the report below.\n\n" + _enclose(report)
 
 
-def reask_prompt(original_prompt: str, bad_answer: str, error: str) -> str:
-    """Ask again after an answer failed validation, showing the model what was wrong."""
+def reask_prompt(error: str) -> str:
+    """The next user turn after an answer failed validation (the answer itself stays in the
+    conversation as the assistant's turn): what was wrong, and what to send instead."""
     return (
-        f"{original_prompt}\n\nYour previous answer could not be used:\n{error}\n\n"
-        f"Previous answer (for reference):\n{bad_answer[:2000]}\n\n"
+        f"Your previous answer could not be used:\n{error}\n\n"
         "Reply again with a JSON object that matches the requested shape exactly."
     )
 

@@ -18,15 +18,13 @@ from pathlib import Path
 import flyte
 from flyte.errors import NonRecoverableError
 
-from refine_kit import accounting, context, outputs, progress, replay
+from refine_kit import accounting, context, loop, outputs, progress, replay
 from refine_kit.cache import cache_policy, cache_version
 from refine_kit.envs import driver_env, llm_env
 from refine_kit.errors import ConfigError, PermanentError
 from refine_kit.models import (
     Accounting,
     BatchResult,
-    Critique,
-    Iteration,
     RefineResult,
     TopicOutcome,
     Usage,
@@ -48,6 +46,14 @@ from refine_kit.traced import (
     revise_content,
 )
 
+#: The loop's steps in a task: each a traced, checkpointed LLM call.
+TRACED_STEPS = loop.Steps(
+    draft=generate_initial_draft,
+    critique=critique_content,
+    revise=revise_content,
+    summary=generate_summary,
+)
+
 #: Where a batch keeps its local checkpoints, inside its output folder.
 CHECKPOINT_FILE = Path(".refine_kit") / replay.STORE_NAME
 
@@ -61,10 +67,9 @@ async def refine_report(
 ) -> RefineResult:
     """Draft, then critique and revise until the score reaches the threshold, then summarise.
 
-    Every draft that can be returned is scored (the revision made on the last iteration is
-    critiqued too), and the best-scoring draft is returned, the latest one on a tie.
-    Each round (the first draft, each revision, the summary) is a `flyte.group`, so the
-    Flyte UI shows a topic's calls in the rounds the notebooks teach.
+    The loop itself is `loop.refine_loop`; this task gives it the traced steps, a
+    `flyte.group` per round (so the Flyte UI shows a topic's calls in the rounds the
+    notebooks teach), progress events, retries, the cache and the accounting.
     """
     started = time.time()
     try:
@@ -77,57 +82,38 @@ async def refine_report(
 
     run_name = context.run_name()
     work = topic_work_key(topic, max_iterations, quality_threshold, config)
+
+    def on_step(step: str, iteration: int, score: int | None) -> None:
+        progress.publish(topic, "step", step=step, iteration=iteration, score=score)
+
     async with context.topic(config, work) as ctx, permanent_failures_not_retried():
-        with flyte.group("round-0-draft"):
-            progress.publish(topic, "step", step="draft", iteration=0)
-            first = await generate_initial_draft(topic)
-            drafts, calls = [first.text], [first.call]
-            review = await critique_content(first.text, topic=topic)
-            calls.append(review.call)
-            iterations = [_iteration(0, first.text, review.critique)]
-            progress.publish(
-                topic, "step", step="critique", iteration=0, score=review.critique.score
-            )
-
-        while review.critique.score < quality_threshold and len(drafts) <= max_iterations:
-            n = len(drafts)
-            with flyte.group(f"round-{n}-revise"):
-                progress.publish(topic, "step", step="revise", iteration=n)
-                revised = await revise_content(drafts[-1], review.critique.improvements)
-                drafts.append(revised.text)
-                calls.append(revised.call)
-                review = await critique_content(
-                    revised.text, review.critique.improvements, topic=topic
-                )
-                calls.append(review.call)
-                iterations.append(_iteration(n, revised.text, review.critique))
-                progress.publish(
-                    topic, "step", step="critique", iteration=n, score=review.critique.score
-                )
-
-        best = max(range(len(iterations)), key=lambda i: (iterations[i].score, i))
-        with flyte.group("summary"):
-            progress.publish(topic, "step", step="summary", iteration=best)
-            summary = await generate_summary(drafts[best])
-            calls.append(summary.call)
+        outcome = await loop.refine_loop(
+            topic,
+            TRACED_STEPS,
+            max_iterations=max_iterations,
+            quality_threshold=quality_threshold,
+            round_scope=flyte.group,
+            on_step=on_step,
+        )
 
     total = Usage()
-    for call in calls:
+    for call in outcome.calls:
         total += call.usage
+    best = outcome.best
     return RefineResult(
         topic=topic,
-        report=drafts[best],
-        summary=summary.text,
-        score=iterations[best].score,
+        report=outcome.drafts[best],
+        summary=outcome.summary,
+        score=outcome.iterations[best].score,
         best_iteration=best,
-        stop_reason="threshold" if iterations[-1].score >= quality_threshold else "max_iterations",
+        stop_reason=outcome.stop_reason,
         quality_threshold=quality_threshold,
         max_iterations=max_iterations,
-        iterations=iterations,
-        drafts=drafts,
-        calls=calls,
+        iterations=outcome.iterations,
+        drafts=outcome.drafts,
+        calls=outcome.calls,
         usage=total,
-        accounting=accounting.summarise(calls, ctx.ledger),
+        accounting=accounting.summarise(outcome.calls, ctx.ledger),
         seconds=time.time() - started,
         model=config.model,
         backend=config.backend,
@@ -339,7 +325,3 @@ def describe_error(exc: BaseException) -> str:
     code = getattr(exc, "code", None)
     message = one_line(exc) or type(exc).__name__
     return f"{code}: {message}" if code and code not in message else message
-
-
-def _iteration(index: int, draft: str, critique: Critique) -> Iteration:
-    return Iteration(index=index, score=critique.score, critique=critique, words=len(draft.split()))

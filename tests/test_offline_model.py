@@ -470,11 +470,17 @@ def test_roles_are_found_from_reworded_prompts() -> None:
 
 
 def test_a_reask_gets_the_same_critique() -> None:
+    """A re-ask is a conversation: the bad answer as the assistant's turn, the error after it."""
     report = draft("Urban beekeeping")
-    prompt = P.critique_prompt(report)
-    again = P.reask_prompt(prompt, "not json", "Expecting value: line 1 column 1")
+    prompt = P.critique_prompt(report, topic="Urban beekeeping")
     first = ask(P.CRITIC_SYSTEM_PROMPT, prompt, json_mode=True).content
-    assert ask(P.CRITIC_SYSTEM_PROMPT, again, json_mode=True).content == first
+    conversation = [
+        {"role": "system", "content": P.CRITIC_SYSTEM_PROMPT},
+        {"role": "user", "content": prompt},
+        {"role": "assistant", "content": "not json"},
+        {"role": "user", "content": P.reask_prompt("Expecting value: line 1 column 1")},
+    ]
+    assert OfflineModel().complete(conversation, json_mode=True).content == first
 
 
 def test_a_full_topic_is_fast() -> None:
