@@ -18,16 +18,17 @@ from typing import Any
 
 import flyte
 from filelock import FileLock, Timeout
+from typing_extensions import TypedDict, Unpack
 
 from refine_kit import connection, endpoint, notices, outputs, progress, replay
 from refine_kit.errors import ConfigError, RefineKitError
 from refine_kit.models import BatchResult, RefineResult
 from refine_kit.offline.faults import FaultPlan
+from refine_kit.setting_docs import shows_settings
 from refine_kit.settings import (
     Backend,
     RunOptions,
     Settings,
-    describe_settings,
     load_settings,
     validate_topic,
     validate_topics,
@@ -87,22 +88,62 @@ class Submission:
         if self.dry_run:
             raise RefineKitError("a dry run submits nothing, so it has no result")
         if not self.remote:
-            return self.run.outputs()[0]
+            batch: BatchResult = self.run.outputs()[0]
+            return batch
         self.run.wait(quiet=True)
         return outputs.write_batch(self.run.outputs()[0], self.output_dir)
 
 
+class SettingKeywords(TypedDict, total=False):
+    """The settings as keyword arguments of `refine`, `refine_batch` and `submit_batch`.
+
+    Why a list written out: type checkers and editors read types without running code, so
+    they cannot see `SettingFields`. This one list serves all three functions through
+    `**overrides: Unpack[SettingKeywords]` (so `refine(..., quality_threshold="x")` is a
+    type error), and `shows_settings` gives them the same keywords at run time, for
+    `inspect.signature` (JupyterLab's Shift-Tab, `help()`). tests/test_architecture.py
+    fails when it and `SettingFields` differ. None means "not given": the `REFINE_KIT_*`
+    variable, or else the default, applies.
+    """
+
+    backend: Backend | None
+    model: str | None
+    base_url: str | None
+    max_iterations: int | None
+    quality_threshold: int | None
+    max_concurrency: int | None
+    requests_per_minute: int | None
+    tokens_per_minute: int | None
+    max_tokens: int | None
+    request_timeout: float | None
+    client_max_retries: int | None
+    client_backoff: float | None
+    reasks: int | None
+    task_retries: int | None
+    retry_backoff: float | None
+    output_dir: str | Path | None
+    cache: bool | None
+    refresh_cache: bool | None
+    fresh: bool | None
+    prices: dict[str, tuple[float, float]] | None
+    offline_latency: float | None
+    faults: FaultPlan | None
+    verbose: bool | None
+    cluster: str | None
+
+
+@shows_settings(SettingKeywords, strict=False)  # an unknown setting: a ConfigError naming it
 def submit_batch(
     topics: Sequence[str],
     *,
     settings: Settings | None = None,
     on_progress: progress.Listener | None = None,
     dry_run: bool = False,
-    **overrides: Any,
+    **overrides: Unpack[SettingKeywords],
 ) -> Submission:
     """Validate, connect and hand the batch to Flyte; `refine_batch` is this plus `.result()`.
 
-    `overrides` are the keyword settings `refine_batch` lists. With `cluster` set the batch
+    The settings are keywords, as for `refine_batch`. With `cluster` set the batch
     runs on that Flyte cluster; `dry_run=True` then serialises everything a cluster would
     receive without contacting one.
     """
@@ -226,35 +267,13 @@ def _run_here(runner: Any, inputs: dict[str, Any], output_dir: Path) -> Any:
     return outcome["run"]
 
 
+@shows_settings(SettingKeywords)
 def refine_batch(
     topics: Sequence[str],
     *,
-    max_iterations: int | None = None,
-    quality_threshold: int | None = None,
-    max_concurrency: int | None = None,
-    requests_per_minute: int | None = None,
-    tokens_per_minute: int | None = None,
-    backend: Backend | None = None,
-    model: str | None = None,
-    base_url: str | None = None,
-    output_dir: str | Path | None = None,
-    cache: bool | None = None,
-    refresh_cache: bool | None = None,
-    fresh: bool | None = None,
-    request_timeout: float | None = None,
-    client_max_retries: int | None = None,
-    client_backoff: float | None = None,
-    max_tokens: int | None = None,
-    reasks: int | None = None,
-    task_retries: int | None = None,
-    retry_backoff: float | None = None,
-    offline_latency: float | None = None,
-    faults: FaultPlan | None = None,
-    prices: dict[str, tuple[float, float]] | None = None,
-    verbose: bool | None = None,
-    cluster: str | None = None,
     settings: Settings | None = None,
     on_progress: progress.Listener | None = None,
+    **overrides: Unpack[SettingKeywords],
 ) -> BatchResult:
     """Refine a batch of topics and write their files; one failing topic does not stop the rest.
 
@@ -263,7 +282,6 @@ def refine_batch(
     `on_progress` receives a `ProgressEvent` as each topic moves on (local runs; a cluster
     run is watched in the Flyte UI).
     """
-    overrides = _setting_arguments(locals())
     submission = submit_batch(topics, settings=settings, on_progress=on_progress, **overrides)
     if submission.remote:
         notices.say(f"running on the cluster: {submission.url}")
@@ -273,42 +291,19 @@ def refine_batch(
     return batch
 
 
+@shows_settings(SettingKeywords)
 def refine(
     topic: str,
     *,
-    max_iterations: int | None = None,
-    quality_threshold: int | None = None,
-    max_concurrency: int | None = None,
-    requests_per_minute: int | None = None,
-    tokens_per_minute: int | None = None,
-    backend: Backend | None = None,
-    model: str | None = None,
-    base_url: str | None = None,
-    output_dir: str | Path | None = None,
-    cache: bool | None = None,
-    refresh_cache: bool | None = None,
-    fresh: bool | None = None,
-    request_timeout: float | None = None,
-    client_max_retries: int | None = None,
-    client_backoff: float | None = None,
-    max_tokens: int | None = None,
-    reasks: int | None = None,
-    task_retries: int | None = None,
-    retry_backoff: float | None = None,
-    offline_latency: float | None = None,
-    faults: FaultPlan | None = None,
-    prices: dict[str, tuple[float, float]] | None = None,
-    verbose: bool | None = None,
-    cluster: str | None = None,
     settings: Settings | None = None,
     on_progress: progress.Listener | None = None,
+    **overrides: Unpack[SettingKeywords],
 ) -> RefineResult:
     """Refine one topic, write its files, and return its result (raises `TopicFailed`).
 
-    The keywords are those of `refine_batch`, with the same defaults.
+    Its settings are those of `refine_batch`, listed below.
     """
     clean = validate_topic(topic)
-    overrides = _setting_arguments(locals())
     batch = refine_batch([clean], settings=settings, on_progress=on_progress, **overrides)
     outcome = batch.outcomes[0]
     if outcome.result is None:
@@ -319,8 +314,8 @@ def refine(
 def reset(output_dir: str | Path | None = None) -> None:
     """Start a notebook section (or a test) clean, so it teaches the same lesson every time.
 
-    Runs keep nothing in memory between them: each opens and closes its own client,
-    checkpoint store and fault counters. What remains is on disk and in counters:
+    Each run opens and closes its own client, checkpoint store and fault plan; what lives
+    longer (see the README's "Run state") is on disk and in the process:
 
     - with `output_dir`, that folder is emptied (reports, records, manifests, checkpoints,
       nested runs) and marked as the kit's, so the next reset knows it may empty it. A folder
@@ -381,12 +376,3 @@ def _claim(folder: Path) -> FileLock:
             "finish, or choose another folder with output_dir= (--output-dir)"
         ) from None
     return lock
-
-
-def _setting_arguments(arguments: dict[str, Any]) -> dict[str, Any]:
-    """The settings among a function's arguments (None means 'not given')."""
-    return {k: v for k, v in arguments.items() if k in Settings.model_fields and v is not None}
-
-
-refine_batch.__doc__ = (refine_batch.__doc__ or "") + describe_settings()
-refine.__doc__ = (refine.__doc__ or "") + describe_settings()

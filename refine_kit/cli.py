@@ -1,7 +1,8 @@
 """The `refine-kit` command: refine one topic or a batch from the terminal.
 
-Typer builds the options from type hints and Rich draws the progress bar and the results
-table, so this module only maps options onto `Settings` and results onto a table.
+Typer builds the options from type hints (those of `run` and `batch` from the settings'
+declarations) and Rich draws the progress bar and the results table, so this module only
+maps options onto `Settings` and results onto a table.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import errno
 import gc
 import inspect
+import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -20,10 +22,10 @@ import typer
 from pydantic import ValidationError
 from typer.core import TyperGroup
 
-from refine_kit import terminal
+from refine_kit import setting_docs, terminal
 from refine_kit.errors import ConfigError, RefineKitError
 from refine_kit.redaction import plain
-from refine_kit.settings import Backend, default
+from refine_kit.settings import default
 
 if TYPE_CHECKING:  # the pipeline (Flyte, the OpenAI SDK) loads only when a command runs
     from refine_kit.progress import ProgressEvent
@@ -37,7 +39,7 @@ _NoArgsIsHelp: type[Exception] = getattr(
 )
 
 
-class _UsageLine(_ClickException):
+class _UsageLine(_ClickException):  # type: ignore[misc]  # click's class, found at run time
     """A usage error as the kit reports every bad input: one line, exit status 2."""
 
     exit_code = 2
@@ -79,68 +81,41 @@ app = typer.Typer(
 # and the SDK loaded (about half a second at exit), which would free nothing the OS does not.
 atexit.register(gc.freeze)
 
-# Every run option, by the `Settings` field it sets; None means "not given", so the
-# REFINE_KIT_* variables apply. `run` and `batch` both take them (see `_with_run_options`).
-RUN_OPTIONS: dict[str, Any] = {
-    "backend": Annotated[Backend | None, typer.Option(help="offline, openai or auto")],
-    "model": Annotated[str | None, typer.Option(help="Model name")],
-    "base_url": Annotated[str | None, typer.Option(help="OpenAI-compatible endpoint URL")],
-    "max_iterations": Annotated[
-        int | None, typer.Option("--max-iterations", "-n", help="Most revisions")
-    ],
-    "quality_threshold": Annotated[
-        int | None, typer.Option("--threshold", "-t", help="Score (1-10) that ends refinement")
-    ],
-    "max_concurrency": Annotated[
-        int | None, typer.Option("--concurrency", "-c", help="Most LLM calls in flight")
-    ],
-    "requests_per_minute": Annotated[
-        int | None, typer.Option("--rpm", help="Your tier's requests per minute: paced under it")
-    ],
-    "tokens_per_minute": Annotated[
-        int | None, typer.Option("--tpm", help="Your tier's tokens per minute: paced under it")
-    ],
-    "max_tokens": Annotated[
-        int | None, typer.Option("--max-tokens", help="Most tokens per answer (64-32000)")
-    ],
-    "request_timeout": Annotated[
-        float | None, typer.Option("--timeout", help="Seconds to wait for each request")
-    ],
-    "client_max_retries": Annotated[
-        int | None,
-        typer.Option("--client-retries", help="Retries of a failed request (budget: this + 1)"),
-    ],
-    "offline_latency": Annotated[
-        float | None, typer.Option("--latency", help="Offline model seconds per call")
-    ],
-    "output_dir": Annotated[Path | None, typer.Option("--output-dir", "-o", help="Output folder")],
-    "task_retries": Annotated[int | None, typer.Option("--retries", help="Task retries")],
-    "cache": Annotated[
-        bool | None, typer.Option("--cache/--no-cache", help="Reuse results of unchanged work")
-    ],
-    "refresh_cache": Annotated[
-        bool | None,
-        typer.Option("--refresh-cache", help="Compute again; store the new results in the cache"),
-    ],
-    "fresh": Annotated[
-        bool | None, typer.Option("--fresh", help="Pay for every call again: no cache, no replay")
-    ],
-    "verbose": Annotated[bool | None, typer.Option("--verbose/--quiet", help="Flyte's logs")],
-    "cluster": Annotated[
-        str | None,
-        typer.Option(
-            help="Run on a Flyte cluster: a Flyte config file, or 'auto' for Flyte's discovery"
-        ),
-    ],
-    "faults": Annotated[
-        str | None,
-        typer.Option(
-            "--faults",
-            help='Offline fault plan as JSON, e.g. \'{"rate": 0.2}\' or \'{"step": "critique", '
-            '"nth": 2}\' (see refine_kit.offline.faults.FaultPlan)',
-        ),
-    ],
-}
+
+# Every run option, by the setting it sets: one per `SettingFields` field, with its name,
+# alias, help and default from there, so a new setting is an option without a line here.
+# Each defaults to None ("not given"), so the REFINE_KIT_* variable or the setting's default
+# applies; the help still shows that default. A setting holding a structure (the fault
+# plan, prices) takes JSON, as its variable does. `run` and `batch` take them all.
+def _option(name: str) -> Any:
+    """The `Annotated` type Typer builds one setting's option from."""
+    shown = setting_docs.default_text(name)
+    help_text = setting_docs.meaning(name)
+    if shown not in ("unset", "none"):
+        help_text += f" [default: {shown}]"
+    kind = setting_docs.plain_type(name)
+    option = typer.Option(
+        *setting_docs.command_line(name), help=help_text, metavar="JSON" if kind is None else None
+    )
+    return Annotated[(str if kind is None else kind) | None, option]
+
+
+RUN_OPTIONS: dict[str, Any] = {name: _option(name) for name in setting_docs.names()}
+
+
+def _read_json(options: dict[str, Any]) -> dict[str, Any]:
+    """The options with the JSON of structured settings read; `ConfigError` names the setting.
+
+    What the JSON holds is checked with every other setting, by `Settings`.
+    """
+    read = dict(options)
+    for name, value in options.items():
+        if isinstance(value, str) and setting_docs.plain_type(name) is None:
+            try:
+                read[name] = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{name}: not valid JSON ({exc})") from None
+    return read
 
 
 def _print_version(value: bool) -> None:
@@ -163,27 +138,9 @@ def _main(
     """Resilient LLM report refinement on Flyte 2 (offline unless a key or base URL is set)."""
 
 
-def _show_defaults() -> None:
-    """Append each option's default, as `Settings` declares it, to its help text.
-
-    The options themselves default to None ("not given"), so that REFINE_KIT_* variables
-    apply; the help still says what applies when neither is set.
-    """
-    for name, annotated in RUN_OPTIONS.items():
-        value = default(name)
-        if value is None or name == "faults":
-            continue
-        if isinstance(value, bool):
-            value = "yes" if value else "no"
-        info = annotated.__metadata__[0]
-        info.help = f"{info.help} [default: {value}]"
-
-
-_show_defaults()
-
-
 def _with_run_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Append every run option to a command's signature; Typer builds the CLI from it."""
+    """Append every run option (one per setting) to a command's signature; Typer builds the
+    CLI from it."""
     signature = inspect.signature(command)
     hints = get_type_hints(command, include_extras=True)  # this module's annotations are strings
     fixed = [
@@ -382,16 +339,11 @@ def _run_batch(topics: list[str], settings: dict[str, Any]) -> None:
     if not topics:
         _fail("topics: none given; pass topics as arguments or with --file")
     from refine_kit import api
-    from refine_kit.offline.faults import FaultPlan
 
-    if settings.get("faults"):
-        try:
-            settings["faults"] = FaultPlan.from_env(settings["faults"])
-        except ValidationError as exc:
-            _fail(f"faults: {ConfigError.from_validation(exc)}")
     try:  # bad input ends here, in one line, before a progress bar is drawn
         from refine_kit.settings import load_settings, validate_topics
 
+        settings = _read_json(settings)
         validate_topics(topics)
         load_settings(**settings).llm_config()
     except ConfigError as exc:

@@ -19,7 +19,6 @@ from typing import Any
 
 import httpx2
 import openai
-from openai._constants import INITIAL_RETRY_DELAY
 from pydantic import BaseModel
 
 from refine_kit import context, diagnosis, endpoint
@@ -29,6 +28,7 @@ from refine_kit.endpoint import API_KEY_ENV, API_KEY_SECRET
 from refine_kit.errors import EndpointError, RetryableEndpointError
 from refine_kit.models import LLMReply, Usage
 from refine_kit.pacing import PacedTransport, Pacer
+from refine_kit.retries import RetryingTransport
 from refine_kit.settings import LLMConfig, Settings
 
 # The offline transport answers before any connection is made; a loopback URL keeps even a
@@ -71,54 +71,57 @@ def get_client(ctx: RunContext) -> openai.AsyncOpenAI:
     return shared.client
 
 
-class _KitAsyncOpenAI(openai.AsyncOpenAI):
-    """The SDK client with a configurable first backoff.
-
-    The SDK's own retry loop is kept (it knows which errors are transient and honours
-    Retry-After); only its fixed 0.5 s starting delay is scaled, so tests can use 0.
-    """
-
-    def __init__(self, *, backoff: float, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._kit_backoff = backoff
-
-    def _calculate_retry_timeout(self, remaining_retries, options, response_headers=None):  # noqa: ANN001, ANN202
-        delay = super()._calculate_retry_timeout(remaining_retries, options, response_headers)
-        if self._parse_retry_after_header(response_headers) is not None:
-            return delay  # the server said how long to wait
-        return delay * self._kit_backoff / INITIAL_RETRY_DELAY
-
-
-async def _on_request(request: httpx2.Request) -> None:
-    """Count every HTTP request in the topic's ledger, the client's own retries included.
-
-    The SDK numbers its retries in `x-stainless-retry-count`; counting them here, as they
-    are sent, keeps the figure right for a call that fails in the end, too.
-    """
+def _count_attempt(attempt: int) -> None:
+    """Count every HTTP request in the topic's ledger as it is sent, retries included."""
     ctx = context.current()
     if ctx is not None:
         ctx.ledger.requests += 1
-        if request.headers.get("x-stainless-retry-count", "0") != "0":
+        if attempt > 1:
             ctx.ledger.client_retries += 1
 
 
+def _transport(inner: httpx2.AsyncBaseTransport, config: LLMConfig, pacer: Pacer) -> Any:
+    """What every request goes through, outermost first: the one retry budget, the check
+    that a 200 is a chat completion, and the pacing under the provider's rate limits."""
+    return RetryingTransport(
+        ChatResponseCheck(PacedTransport(inner, pacer)),
+        retries=config.client_max_retries,
+        backoff=config.client_backoff,
+        on_attempt=_count_attempt,
+    )
+
+
+#: A model that answers in place of every back-end (see `refine_kit.testing`); None: none.
+_scripted_model: httpx2.AsyncBaseTransport | None = None
+
+
+def use_model(transport: httpx2.AsyncBaseTransport | None) -> None:
+    """Answer every chat request of this process's runs with `transport` (tests), or stop.
+
+    Process-wide on purpose: Flyte runs a local batch on a thread of its own.
+    """
+    global _scripted_model
+    _scripted_model = transport
+
+
 def _make_client(config: LLMConfig, pacer: Pacer) -> openai.AsyncOpenAI:
-    common: dict[str, Any] = {
-        "timeout": config.request_timeout,
-        "max_retries": config.client_max_retries,
-        "backoff": config.client_backoff,
-    }
-    hooks = {"request": [_on_request]}
+    # Retries happen in the transport (see retries.py), so the SDK makes one request a call.
+    common: dict[str, Any] = {"timeout": config.request_timeout, "max_retries": 0}
+    if _scripted_model is not None:
+        return openai.AsyncOpenAI(
+            api_key="scripted",
+            base_url=endpoint.with_credentials(config.base_url or OFFLINE_BASE_URL),
+            http_client=httpx2.AsyncClient(transport=_transport(_scripted_model, config, pacer)),
+            **common,
+        )
     if config.backend == "offline":
         from refine_kit.offline.transport import OfflineTransport  # the back-end is chosen here
 
         transport = OfflineTransport(latency=config.offline_latency, faults=config.faults)
-        return _KitAsyncOpenAI(
+        return openai.AsyncOpenAI(
             api_key="offline",
             base_url=OFFLINE_BASE_URL,
-            http_client=httpx2.AsyncClient(
-                transport=ChatResponseCheck(PacedTransport(transport, pacer)), event_hooks=hooks
-            ),
+            http_client=httpx2.AsyncClient(transport=_transport(transport, config, pacer)),
             **common,
         )
     key = os.environ.get(API_KEY_ENV)
@@ -132,12 +135,10 @@ def _make_client(config: LLMConfig, pacer: Pacer) -> openai.AsyncOpenAI:
     # Always an explicit URL: the SDK must not re-read OPENAI_BASE_URL behind the settings.
     url = endpoint.with_credentials(config.base_url) if config.base_url else endpoint.shown(None)
     # Local OpenAI-compatible servers (vLLM, Ollama, LM Studio) accept any key.
-    return _KitAsyncOpenAI(
+    return openai.AsyncOpenAI(
         api_key=key or "not-needed",
         base_url=url,
-        http_client=openai.DefaultAsyncHttpxClient(
-            transport=ChatResponseCheck(PacedTransport(network, pacer)), event_hooks=hooks
-        ),
+        http_client=openai.DefaultAsyncHttpxClient(transport=_transport(network, config, pacer)),
         **common,
     )
 

@@ -28,7 +28,7 @@ from refine_kit.tasks import driver_env, llm_env
 ENVIRONMENTS: tuple[flyte.TaskEnvironment, ...] = (driver_env, llm_env, notebook_env)
 
 
-def deploy(cluster: str | None = None, *, dry_run: bool = False) -> list:
+def deploy(cluster: str | None = None, *, dry_run: bool = False) -> list[Any]:
     """Register the environments: driver_env (bringing llm_env along through depends_on)
     and notebook_env, which runs the tutorial notebooks as jobs.
 
@@ -66,7 +66,7 @@ def missing_tasks(envs: tuple[flyte.TaskEnvironment, ...]) -> list[str]:
     return problems
 
 
-def deployment_rows(deployments: list) -> list[dict[str, str]]:
+def deployment_rows(deployments: list[Any]) -> list[dict[str, str]]:
     """One row per deployed task: what a reader checks before trusting a deployment."""
     rows = []
     for deployment in deployments:
@@ -145,7 +145,9 @@ def undeclared_dependencies(envs: tuple[flyte.TaskEnvironment, ...]) -> list[str
     return problems
 
 
-def _function_tasks(env: flyte.TaskEnvironment) -> list[flyte.AsyncFunctionTaskTemplate]:
+def _function_tasks(
+    env: flyte.TaskEnvironment,
+) -> list[flyte.AsyncFunctionTaskTemplate[..., Any, Any]]:
     """The environment's tasks that wrap a Python function (the only ones with source)."""
     return [t for t in env.tasks.values() if isinstance(t, flyte.AsyncFunctionTaskTemplate)]
 

@@ -5,6 +5,11 @@ or Flyte's usual discovery (`./config.yaml`, `.flyte/config.yaml`, `FLYTECTL_CON
 `~/.flyte/config.yaml`) when the setting is "auto". A dry run connects to a placeholder
 endpoint and serialises everything without a cluster. Kept apart from `cluster` (deployment)
 so that a local run loads neither the deployment code nor Flyte's file I/O types.
+
+Flyte keeps its configuration for the whole process, so what it is connected to is kept for
+the process too, and the kit connects again only when the target (local, a cluster, a dry
+run) or the verbosity changes: connecting to a cluster reads its config and builds a client,
+which every run would otherwise pay for again.
 """
 
 from __future__ import annotations

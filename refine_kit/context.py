@@ -8,7 +8,10 @@ topic derives its own view (`for_topic`) with its replay position and its ledger
 A task started on its own (on a cluster pod, or with `flyte.run(refine_report, ...)`) finds
 no enclosing run and opens one for itself. When a run ends, its client and store are
 closed, so nothing of it outlives the run: a second run in the same notebook kernel starts
-from what is on disk, never from what an earlier run left in memory.
+from what is on disk, never from what an earlier run left in memory. What does live for the
+whole process does so on purpose, and its module says why: what endpoints accept and URL
+credentials (`endpoint`), progress listeners (`progress`), the offline model's counters
+(`offline.transport`) and what Flyte is connected to (`connection`).
 """
 
 from __future__ import annotations

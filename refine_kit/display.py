@@ -128,7 +128,7 @@ def _demoted_html(markdown: str) -> str:
     for token in tokens:
         if token.type in ("heading_open", "heading_close"):
             token.tag = f"h{min(int(token.tag[1:]) + DEMOTE_HEADINGS, 6)}"
-    return md.renderer.render(tokens, md.options, {})
+    return str(md.renderer.render(tokens, md.options, {}))
 
 
 def framed_report(result: RefineResult, *, summary: bool = True) -> Any:

@@ -244,7 +244,8 @@ def strict_schema(model: type[BaseModel]) -> dict[str, Any]:
     score's 1..10 are checked by pydantic on the answer instead. A new copy every call, so a
     caller may change it without changing anyone else's.
     """
-    return json.loads(_strict_schema_text(model))
+    schema: dict[str, Any] = json.loads(_strict_schema_text(model))
+    return schema
 
 
 #: The JSON-schema keywords OpenAI's strict mode accepts (others are dropped, not refused).

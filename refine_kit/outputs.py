@@ -361,7 +361,8 @@ def write_manifest(
 
 def read_record(folder: Path) -> dict[str, Any]:
     """Load a topic folder's ``record.json`` (for tests, notebooks and resumed runs)."""
-    return json.loads((Path(folder) / RECORD_JSON).read_text(encoding="utf-8"))
+    record: dict[str, Any] = json.loads((Path(folder) / RECORD_JSON).read_text(encoding="utf-8"))
+    return record
 
 
 def read_batch(root: Path) -> BatchResult:

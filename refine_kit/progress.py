@@ -3,6 +3,11 @@
 Local runs execute tasks in this process, so tasks publish events to listeners registered
 here. On a cluster, tasks run elsewhere and progress is watched in the Flyte UI instead;
 publishing then simply reaches no one.
+
+The listeners are kept for the process, not in the run context: a local batch opens its run
+context inside its task, on a thread of its own, and a function cannot be a task input. A
+listener stays only while the call that registered it runs (`listening`), so none outlives
+its run; two batches running at once in one process tell both listeners.
 """
 
 from __future__ import annotations

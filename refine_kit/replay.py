@@ -95,7 +95,7 @@ class CheckpointStore:
                 f"checkpoint store {self.path}: a record failed its checksum; delete the file "
                 "or start with fresh=True (--fresh)"
             )
-        return payload
+        return str(payload)
 
     def put(self, key: str, work: str, position: int, step: str, payload: str) -> None:
         digest = hashlib.sha256(payload.encode()).hexdigest()

@@ -1,8 +1,9 @@
 """One validated settings object, read from arguments first and `REFINE_KIT_*` variables second.
 
-`Settings` is what users set. `LLMConfig` is the secret-free part that travels into Flyte
-tasks as an input (and so into the cache key): API keys never leave the process
-environment, so they cannot reach task inputs, caches, records or checkpoints.
+`SettingFields` declares every setting once: type, default, bounds, meaning and CLI option.
+`Settings` is what users set. `LLMConfig` and `RunOptions` are the secret-free parts that
+travel into Flyte tasks as inputs (and so into the cache key): API keys never leave the
+process environment, so they cannot reach task inputs, caches, records or checkpoints.
 """
 
 # No `from __future__ import annotations`: LLMConfig and RunOptions cross task boundaries,
@@ -10,10 +11,9 @@ environment, so they cannot reach task inputs, caches, records or checkpoints.
 import functools
 import os
 import re
-import textwrap
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -45,87 +45,142 @@ MAX_TOPIC_CHARS = 300
 MAX_TOPICS = 10_000
 
 
-class SettingFields(BaseModel):
-    """Every knob of a run, declared once: its type, default, bounds and meaning.
+class CommandLine:
+    """How a setting is spelled on the command line, when not `--<name-with-dashes>`.
 
-    `Settings` is this read from arguments and `REFINE_KIT_*` variables; defaults, bounds and
-    help come from here, which loads no environment machinery (see `settings_class`).
+    `CommandLine("--threshold", "-t")` renames it and adds a short alias;
+    `CommandLine("--cache/--no-cache")` gives an on/off pair (a bool's flag only turns it on).
+    """
+
+    def __init__(self, *names: str) -> None:
+        self.names = names
+
+
+class SettingFields(BaseModel):
+    """Every knob of a run, declared once: its type, default, bounds, meaning and CLI option.
+
+    `Settings` is this read from arguments and `REFINE_KIT_*` variables. The rest is derived
+    (`setting_docs.py`): the `refine-kit run`/`batch` options, the docstrings of `refine` and
+    `refine_batch`, the README's table; tests hold `api.SettingKeywords` and the task inputs
+    `LLMConfig` and `RunOptions` to it. This class loads no environment machinery (see
+    `settings_class`), so the CLI's help can read it quickly.
     """
 
     # defer_build: the CLI's help reads the fields' defaults, not the validators.
     model_config = ConfigDict(extra="forbid", validate_default=True, defer_build=True)
 
+    # Where calls go.
     backend: Backend = Field(
         default="auto",
-        description="'offline', 'openai' (any OpenAI-compatible server), or 'auto': "
-        "openai when an API key or base_url is set, offline otherwise",
+        description="'offline', 'openai' (any OpenAI-compatible server), or 'auto': openai "
+        f"when {API_KEY_ENV} or base_url is set, offline otherwise",
     )
     model: str | None = Field(
-        default=None, description=f"Model name; default {DEFAULT_OPENAI_MODEL} or {OFFLINE_MODEL}"
+        default=None,
+        description=f"Model name; unset: {DEFAULT_OPENAI_MODEL}, or {OFFLINE_MODEL} when offline",
     )
     base_url: str | None = Field(
-        default=None, description="An OpenAI-compatible endpoint, e.g. http://127.0.0.1:8000/v1"
+        default=None,
+        description="An OpenAI-compatible server, e.g. http://127.0.0.1:11434/v1 for Ollama",
     )
-    max_iterations: int = Field(default=3, ge=1, le=10, description="Most revisions per topic")
-    quality_threshold: int = Field(
-        default=8, ge=1, le=10, description="Stop once a draft scores this"
+    # How far each topic is refined.
+    max_iterations: Annotated[int, CommandLine("--max-iterations", "-n")] = Field(
+        default=3, ge=1, le=10, description="Most revisions per topic; every one is scored"
     )
-    max_concurrency: int = Field(
+    quality_threshold: Annotated[int, CommandLine("--threshold", "-t")] = Field(
+        default=8, ge=1, le=10, description="Score that ends refinement"
+    )
+    # How fast calls are made.
+    max_concurrency: Annotated[int, CommandLine("--concurrency", "-c")] = Field(
         default=REPLICAS * CONCURRENCY_PER_REPLICA,
         ge=1,
         le=256,
-        description="Most LLM calls in flight (default: llm_env's replicas x concurrency)",
+        description=f"Most LLM calls in flight; by default llm_env's {REPLICAS} replicas x "
+        f"{CONCURRENCY_PER_REPLICA} concurrent tasks",
     )
-    requests_per_minute: int | None = Field(
+    requests_per_minute: Annotated[int | None, CommandLine("--rpm")] = Field(
         default=None,
         gt=0,
-        description="Your tier's requests per minute; paced under it (also learned from "
-        "x-ratelimit-* headers)",
+        description="Your tier's requests-per-minute limit; calls are paced under it, and under "
+        "what x-ratelimit-* headers say",
     )
-    tokens_per_minute: int | None = Field(
+    tokens_per_minute: Annotated[int | None, CommandLine("--tpm")] = Field(
         default=None,
         gt=0,
-        description="Your tier's tokens per minute (prompt + max_tokens per request); paced "
-        "under it",
+        description="Your tier's tokens-per-minute limit, a request counting its prompt and "
+        "max_tokens; calls are paced under it",
     )
-    request_timeout: float = Field(default=60.0, gt=0, le=600, description="Seconds per request")
-    client_max_retries: int = Field(
-        default=2, ge=0, le=10, description="OpenAI client retries of transient HTTP errors"
+    # Each call, and what absorbs its failures.
+    max_tokens: int = Field(
+        default=2000,
+        ge=64,
+        le=32_000,
+        description="Most tokens per answer; an answer cut at it is an error",
     )
-    max_tokens: int = Field(default=2000, ge=64, le=32_000, description="Completion token cap")
-    reasks: int = Field(
-        default=2, ge=0, le=5, description="Re-asks when a structured answer fails validation"
+    request_timeout: Annotated[float, CommandLine("--timeout")] = Field(
+        default=60.0, gt=0, le=600, description="Seconds to wait for each request"
     )
-    offline_latency: float = Field(
-        default=0.2, ge=0, le=60, description="Seconds the offline model takes per call"
+    client_max_retries: Annotated[int, CommandLine("--client-retries")] = Field(
+        default=2,
+        ge=0,
+        le=10,
+        description="Client retries of a transient failure (429, 5xx, a dropped connection): "
+        "one call makes at most this + 1 requests",
     )
     client_backoff: float = Field(
-        default=0.5, ge=0, le=60, description="First wait before a client retry (no Retry-After)"
+        default=0.5,
+        ge=0,
+        le=60,
+        description="Seconds before the first client retry when the server sends no Retry-After",
     )
-    faults: FaultPlan = Field(
-        default=FaultPlan(), description="Faults the offline back-end injects (JSON in env)"
+    reasks: int = Field(
+        default=2, ge=0, le=5, description="Re-asks of a critique that is not valid Critique JSON"
     )
-    task_retries: int = Field(default=3, ge=0, le=10, description="Flyte retries of refine_report")
+    task_retries: Annotated[int, CommandLine("--retries")] = Field(
+        default=3,
+        ge=0,
+        le=10,
+        description="Flyte retries of refine_report; completed steps are replayed, not paid again",
+    )
     retry_backoff: float = Field(
-        default=0.5, ge=0, le=60, description="First wait between task retries, in seconds"
+        default=0.5, ge=0, le=60, description="Seconds before the first task retry"
     )
-    output_dir: Path = Field(default=Path("refine_outputs"), description="Where files are written")
-    cache: bool = Field(default=True, description="Reuse cached results of unchanged work")
+    # What is kept, and what is reused.
+    output_dir: Annotated[Path, CommandLine("--output-dir", "-o")] = Field(
+        default=Path("refine_outputs"), description="Where files are written"
+    )
+    cache: Annotated[bool, CommandLine("--cache/--no-cache")] = Field(
+        default=True,
+        description="Reuse results of unchanged work; never for runs with injected faults",
+    )
     refresh_cache: bool = Field(
-        default=False,
-        description="Compute every topic again and store the new results in the cache",
+        default=False, description="Do the work again and store the new results in the cache"
     )
     fresh: bool = Field(
         default=False, description="Pay for every call again: no cache, no checkpoint replay"
     )
     prices: dict[str, tuple[float, float]] = Field(
-        default_factory=dict, description="Extra USD per 1M tokens (input, output) by model"
+        default_factory=dict,
+        description="Extra prices in USD per 1M tokens, [input, output] by model, e.g. "
+        '{"my-model": [0.15, 0.6]}',
     )
-    verbose: bool = Field(default=False, description="Show Flyte's own logs")
+    # The offline model.
+    offline_latency: Annotated[float, CommandLine("--latency")] = Field(
+        default=0.2, ge=0, le=60, description="Seconds the offline model takes per call"
+    )
+    faults: FaultPlan = Field(
+        default=FaultPlan(),
+        description='Failures the offline back-end injects, e.g. {"rate": 0.2} or '
+        '{"step": "critique", "nth": 2} (see refine_kit.offline.faults)',
+    )
+    # Where the run happens, and what it shows.
+    verbose: Annotated[bool, CommandLine("--verbose/--quiet")] = Field(
+        default=False, description="Show Flyte's own logs"
+    )
     cluster: str | None = Field(
         default=None,
-        description="Run on a Flyte cluster: a Flyte config file path, or 'auto' for Flyte's "
-        "usual config discovery; unset runs locally",
+        description="Run on a Flyte cluster: a Flyte config file, or 'auto' for Flyte's own "
+        "discovery; unset runs locally",
     )
 
     @field_validator("model", "base_url")
@@ -197,20 +252,23 @@ class SettingFields(BaseModel):
                 "OpenAI-compatible server, or use backend='offline'"
             )
         return LLMConfig(
-            backend=backend,
-            model=model,
-            # Credentials stay in this process; the config (a task input) carries the bare URL.
-            base_url=endpoint.remember_credentials(base_url) if base_url else None,
-            request_timeout=self.request_timeout,
-            client_max_retries=self.client_max_retries,
-            max_tokens=self.max_tokens,
-            offline_latency=self.offline_latency if backend == "offline" else 0.0,
-            reasks=self.reasks,
-            client_backoff=self.client_backoff,
-            faults=self.faults if backend == "offline" else FaultPlan(),
-            requests_per_minute=self.requests_per_minute,
-            tokens_per_minute=self.tokens_per_minute,
+            **self._carried_by(
+                LLMConfig,
+                backend=backend,
+                model=model,
+                # Credentials stay here; the config (a task input) carries the bare URL.
+                base_url=endpoint.remember_credentials(base_url) if base_url else None,
+                offline_latency=self.offline_latency if backend == "offline" else 0.0,
+                faults=self.faults if backend == "offline" else FaultPlan(),
+            )
         )
+
+    def _carried_by(self, boundary: type[BaseModel], **computed: Any) -> dict[str, Any]:
+        """A task input's values: each field named like a setting carries it as it is, unless
+        computed from the settings here. (A field added to both needs no line of its own.)"""
+        fields = type(self).model_fields
+        carried = {name: getattr(self, name) for name in boundary.model_fields if name in fields}
+        return {**carried, **computed}
 
 
 if TYPE_CHECKING:
@@ -263,6 +321,10 @@ def check_setting(name: str, value: Any) -> Any:
 class LLMConfig(BoundaryModel):
     """How to reach the model: the part of the settings a task needs, and nothing secret."""
 
+    # The docstring is part of the literal type a cluster records: notes go in comments.
+    # Fields are written out, as Flyte and type checkers read them; one named like a setting
+    # has that setting's type and default (a test checks) and carries its value.
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     backend: ResolvedBackend
@@ -274,9 +336,9 @@ class LLMConfig(BoundaryModel):
     offline_latency: float = 0.0  # a task on its own answers at once; Settings passes its own
     reasks: int = default("reasks")
     client_backoff: float = default("client_backoff")
-    faults: FaultPlan = FaultPlan()
-    requests_per_minute: int | None = None
-    tokens_per_minute: int | None = None
+    faults: FaultPlan = default("faults")
+    requests_per_minute: int | None = default("requests_per_minute")
+    tokens_per_minute: int | None = default("tokens_per_minute")
 
     @property
     def endpoint_url(self) -> str:
@@ -294,17 +356,6 @@ class LLMConfig(BoundaryModel):
         if self.backend == "offline":
             return f"the offline model ({self.model}), no network"
         return f"{self.endpoint_url}, model {self.model}"
-
-
-def describe_settings() -> str:
-    """The settings as a docstring section: name, default and meaning, from `Settings` itself."""
-    lines = ["", "", "    Settings (each also read from REFINE_KIT_<NAME>):", ""]
-    for name, info in SettingFields.model_fields.items():
-        value = default(name)
-        shown = f"{type(value).__name__}()" if isinstance(value, BaseModel) else repr(value)
-        text = f"{name} (default {shown}): {info.description}."
-        lines.append(textwrap.fill(text, 96, initial_indent=" " * 8, subsequent_indent=" " * 12))
-    return "\n".join(lines) + "\n"
 
 
 def load_settings(settings: "Settings | None" = None, **overrides: Any) -> "Settings":
@@ -374,6 +425,8 @@ def validate_topic(topic: object, *, field: str = "topic") -> str:
 class RunOptions(BoundaryModel):
     """What the batch task needs besides its topics. Secret-free, so it is safe as a task input."""
 
+    # As in `LLMConfig`: a field named like a setting has its type and default, and carries it.
+
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     llm: LLMConfig
@@ -392,14 +445,11 @@ class RunOptions(BoundaryModel):
     @classmethod
     def from_settings(cls, settings: "Settings") -> "RunOptions":
         return cls(
-            llm=settings.llm_config(),
-            max_concurrency=settings.max_concurrency,
-            task_retries=settings.task_retries,
-            retry_backoff=settings.retry_backoff,
-            cache=settings.uses_cache,
-            refresh_cache=settings.refresh_cache,
-            fresh=settings.fresh,
-            # A remote task's disk is not the user's: the client writes the files instead.
-            output_dir=None if settings.cluster else str(settings.output_dir),
-            prices=settings.prices,
+            **settings._carried_by(
+                cls,
+                llm=settings.llm_config(),
+                cache=settings.uses_cache,
+                # A remote task's disk is not the user's: the client writes the files instead.
+                output_dir=None if settings.cluster else str(settings.output_dir),
+            )
         )

@@ -14,13 +14,15 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import flyte
 from flyte.errors import NonRecoverableError
 
 from refine_kit import accounting, context, loop, outputs, progress, replay
 from refine_kit.cache import cache_policy, cache_version
-from refine_kit.envs import driver_env, llm_env
+from refine_kit.envs import driver_env as driver_env  # re-exported: the environments with
+from refine_kit.envs import llm_env as llm_env  # their tasks (see refine_kit/__init__.py)
 from refine_kit.errors import ConfigError, PermanentError
 from refine_kit.models import (
     Accounting,
@@ -286,7 +288,7 @@ async def permanent_failures_not_retried() -> AsyncIterator[None]:
         raise NonRecoverableError(str(exc), code=type(exc).__name__) from None
 
 
-def configured_refine_task(options: RunOptions) -> flyte.TaskTemplate:
+def configured_refine_task(options: RunOptions) -> flyte.TaskTemplate[..., Any, Any]:
     """`refine_report` with this run's retry policy and a cache version for the live code."""
     backoff = timedelta(seconds=options.retry_backoff)
     retries = flyte.RetryStrategy(

@@ -25,6 +25,15 @@ os.environ["REFINE_KIT_RETRY_BACKOFF"] = "0"
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Everything that executes a notebook is in the slow `notebooks` group: the tests that
+    use `run_notebook`, and the notebooks nbmake collects (`pytest notebooks/*.ipynb
+    --nbmake`). Tests that start a kernel some other way carry the mark themselves."""
+    for item in items:
+        if "run_notebook" in getattr(item, "fixturenames", ()) or item.path.suffix == ".ipynb":
+            item.add_marker(pytest.mark.notebooks)
+
+
 @pytest.fixture
 def run_notebook(tmp_path: Path):
     """Run a tutorial notebook with papermill in tmp_path; return (its JSON summary, outputs).

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from refine_kit.cli import app
+from refine_kit.cli import RUN_OPTIONS, app
 
 runner = CliRunner()
 
@@ -69,6 +69,7 @@ def test_a_failed_topic_makes_the_exit_status_non_zero(tmp_path: Path, monkeypat
     assert "1 succeeded, 1 failed" in result.output
 
 
+@pytest.mark.notebooks  # starts JupyterLab
 def test_lab_starts_jupyterlab_on_the_notebooks_even_as_root(tmp_path) -> None:
     import os
     import select
@@ -166,3 +167,70 @@ def test_the_offline_notice_is_a_paragraph_of_its_own_in_summary_md(tmp_path: Pa
     paragraphs = [t for t in MarkdownIt().parse(summary) if t.type == "inline"]
     assert paragraphs[-1].content == OFFLINE_NOTICE
     assert len(paragraphs) >= 3  # the heading, the summary itself, then the notice
+
+
+def test_the_newer_settings_are_options_too(tmp_path: Path) -> None:
+    """reasks, client_backoff, retry_backoff and prices reach the run from the command line."""
+    prices = json.dumps({"refine-kit-offline": [1000, 2000]})
+    result = runner.invoke(
+        app,
+        ["run", "Tidal power", "-o", str(tmp_path), "--latency", "0", "--no-cache"]
+        + ["--reasks", "0", "--client-backoff", "0", "--retry-backoff", "0", "--prices", prices],
+    )
+    assert result.exit_code == 0, result.output
+    settings = json.loads((tmp_path / "manifest.json").read_text())["settings"]
+    assert (settings["reasks"], settings["client_backoff"]) == (0, 0)
+    assert "estimated cost $0.0000" not in result.output  # the price given was applied
+
+
+def test_every_option_hands_its_value_to_its_setting(monkeypatch) -> None:
+    """Each option of `run` sets the setting of the same name (nothing is dropped or renamed)."""
+    import click
+    import typer.main
+
+    from refine_kit import settings as settings_module
+    from refine_kit.errors import ConfigError
+
+    given: dict[str, object] = {}
+
+    def stop_here(settings=None, **overrides):  # noqa: ANN001, ANN003, ANN202
+        given.update(overrides)
+        raise ConfigError("stopped before the run")
+
+    monkeypatch.setattr(settings_module, "load_settings", stop_here)
+    command = typer.main.get_command(app).commands["run"]  # type: ignore[attr-defined]
+    for option in command.params:
+        if not isinstance(option, click.Option) or option.name not in RUN_OPTIONS:
+            continue
+        if option.is_flag:
+            value = []
+        elif option.metavar == "JSON":
+            value = ["{}"]
+        elif isinstance(option.type, click.Choice):
+            value = [str(option.type.choices[-1])]
+        else:
+            value = ["7"]  # an int, a float, a name or a path alike
+        given.clear()
+        result = runner.invoke(app, ["run", "Tides", option.opts[0], *value])
+        assert result.exit_code == 2 and "stopped before the run" in result.output, result.output
+        assert given.get(option.name) is not None, option.opts[0]
+
+
+def test_help_loads_no_pipeline(tmp_path: Path) -> None:
+    """`refine-kit --help` (and each command's) stays fast: no Flyte, SDK, Rich or
+    pydantic-settings, though the run options are made from the settings' declarations."""
+    import subprocess
+    import sys
+
+    heavy = ("flyte", "openai", "rich", "pydantic_settings")
+    for command in ([], ["run"], ["batch"]):
+        probe = (
+            "import sys; from refine_kit.cli import app\n"
+            f"try: app({[*command, '--help']!r})\n"
+            "except SystemExit: pass\n"
+            f"print(sorted(m for m in {heavy!r} if m in sys.modules))"
+        )
+        done = subprocess.run(
+            [sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert done.stdout.strip().splitlines()[-1] == "[]", (command, done.stdout, done.stderr)

@@ -232,6 +232,7 @@ def test_an_environment_without_its_tasks_is_not_deployed() -> None:
     ]
 
 
+@pytest.mark.notebooks  # a papermill kernel
 def test_a_notebook_runs_as_a_task_with_papermill_parameters(tmp_path: Path) -> None:
     refine_kit.init_flyte()
     params = {"topic": "Notebook job: rooftop gardens", "quality_threshold": 6, "output_dir": "out"}

@@ -1,20 +1,24 @@
-"""Runs keep nothing in memory between them: each opens and closes its own run context.
+"""A run's state ends with the run: each opens and closes its own run context.
 
 A notebook is run many times in one kernel; what a run leaves behind must be what is on
 disk, so deleting an output folder (or calling `refine_kit.reset`) really starts clean.
+What the kit keeps for the whole process on purpose is listed in the README ("Run state").
 """
 
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
 
 import refine_kit
 from refine_kit import context
+from refine_kit.client import get_client
 from refine_kit.offline.faults import FaultPlan
 from refine_kit.offline.transport import offline_stats
+from refine_kit.replay import CheckpointStore
 from refine_kit.settings import Settings
 
 FAST = {"offline_latency": 0, "client_backoff": 0, "retry_backoff": 0, "cache": False}
@@ -65,7 +69,40 @@ def test_reset_deletes_only_a_kit_run(tmp_path: Path, model_stats) -> None:
 
 
 def test_no_run_context_outlives_its_run(tmp_path: Path) -> None:
-    refine_kit.refine("Glaciers", output_dir=tmp_path, **FAST)
+    """Every block gives back the context it found, and a run's client and store close with it.
+
+    Checked inside one asyncio task, where a context left behind would be seen: Flyte runs
+    each task in a task of its own (a copy of the context), so from outside a pipeline run a
+    leaked context could never show.
+    """
+    config = Settings(offline_latency=0).llm_config()
+    other = Settings(offline_latency=0, max_tokens=1000).llm_config()
+
+    async def runs() -> None:
+        assert context.current() is None
+        store = CheckpointStore(tmp_path / "checkpoints.sqlite")
+        async with context.run(config, store=store) as run:
+            assert context.current() is run
+            async with context.topic(config, "work") as attempt:  # a view of this run
+                assert context.current() is attempt and attempt.resources is run.resources
+                client = get_client(attempt)
+            assert context.current() is run
+            async with context.topic(other, "work") as own:  # another config: a run of its own
+                assert context.current() is own and own.resources is not run.resources
+                own_client = get_client(own)
+            assert context.current() is run and own_client.is_closed()
+            with refine_kit.llm_session(other):  # steps called by hand
+                assert context.current() is not run
+            assert context.current() is run
+            assert not client.is_closed()
+        assert context.current() is None
+        assert client.is_closed() and run.resources.client is None
+        with pytest.raises(sqlite3.ProgrammingError):  # closed: nothing of the run is left open
+            store.get("any step")
+
+    asyncio.run(runs())
+    # A whole run, start to end, leaves none behind in the caller either.
+    refine_kit.refine("Glaciers", output_dir=tmp_path / "out", **FAST)
     assert context.current() is None
 
 

@@ -13,6 +13,7 @@ import pytest
 from flyte.types import TypeEngine
 from flyte.types._type_engine import PydanticTransformer
 from pydantic import BaseModel
+from sample_result import make_result
 
 from refine_kit import literals
 from refine_kit.models import (
@@ -28,7 +29,6 @@ from refine_kit.models import (
 )
 from refine_kit.offline.faults import FaultPlan
 from refine_kit.settings import LLMConfig, RunOptions
-from tests.test_outputs import make_result
 
 CALL = CallRecord(
     step="critique",

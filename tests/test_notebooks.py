@@ -7,6 +7,10 @@ notebook that ignored its parameters cell would still "pass" under nbmake).
 Exercises start unanswered: a participant's Run All passes with "not answered yet", which is
 what nbmake and the Run All test check. The papermill runs pass `solutions=True`, which fills
 in every blank with its solution, and check in the summary that every exercise passed.
+
+The tests that execute a notebook are marked `notebooks`, the slow group that
+`pytest -m "not notebooks"` leaves out of a quick loop; the checks of the committed files
+run in every loop.
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ def _source(cell: dict) -> str:
     return "".join(cell["source"])
 
 
+@pytest.mark.notebooks
 def test_single_topic_notebook_follows_its_parameters(run_notebook, tmp_path: Path):
     summary, _ = run_notebook(
         "01_single_topic_refinement.ipynb",
@@ -71,6 +76,7 @@ def test_single_topic_notebook_follows_its_parameters(run_notebook, tmp_path: Pa
     _all_passed(summary, "01_single_topic_refinement.ipynb")
 
 
+@pytest.mark.notebooks
 def test_batch_notebook_follows_its_parameters(run_notebook):
     topics = ["Bicycle lanes in winter", "Library makerspaces", "Seed banks"]
     summary, _ = run_notebook(
@@ -212,6 +218,7 @@ def test_ruff_passes_on_notebooks(command: list[str]):
     assert done.returncode == 0, done.stdout + done.stderr
 
 
+@pytest.mark.notebooks
 def test_setup_check_notebook_follows_its_parameters(run_notebook, tmp_path: Path):
     summary, outputs = run_notebook(
         "00_setup_check.ipynb",
@@ -234,6 +241,7 @@ def test_setup_check_notebook_follows_its_parameters(run_notebook, tmp_path: Pat
     _all_passed(summary, "00_setup_check.ipynb")
 
 
+@pytest.mark.notebooks
 def test_setup_check_never_prints_the_key(run_notebook, tmp_path: Path, monkeypatch):
     canary = "sk-canary-setup-check-9a1b"
     monkeypatch.setenv("OPENAI_API_KEY", canary)  # exported, as in many shells: not used
@@ -243,6 +251,7 @@ def test_setup_check_never_prints_the_key(run_notebook, tmp_path: Path, monkeypa
     assert canary not in (tmp_path / "nb00k" / "notebook_summary.json").read_text()
 
 
+@pytest.mark.notebooks
 def test_failure_recovery_notebook_follows_its_parameters(run_notebook, tmp_path: Path) -> None:
     parameters = {
         "topic": "Rainwater harvesting for schools",
@@ -290,6 +299,7 @@ def test_failure_recovery_notebook_follows_its_parameters(run_notebook, tmp_path
     _all_passed(summary, "03_failure_recovery.ipynb")
 
 
+@pytest.mark.notebooks
 def test_scale_out_notebook_follows_its_parameters(run_notebook, tmp_path: Path):
     topics = ["Glacier monitoring", "Community fridges", "Heat networks"]
     summary, outputs = run_notebook(
@@ -339,6 +349,7 @@ def _summary_of(folder: Path, name: str) -> dict:
     return {k: v for k, v in summary.items() if k not in VOLATILE.get(name, set())}
 
 
+@pytest.mark.notebooks
 @pytest.mark.parametrize("path", ALL_NOTEBOOKS, ids=lambda p: p.name)
 def test_run_all_twice_then_after_a_restart_teaches_the_same(path: Path, tmp_path: Path):
     """Run All twice in one kernel, then once more in a new kernel: the same lesson each time.

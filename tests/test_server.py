@@ -7,7 +7,9 @@ on the exact body the SDK sends, so a request fails (or succeeds) on purpose, ne
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import select
 import signal
 import socket
@@ -158,25 +160,38 @@ def test_stats_count_chat_requests_and_tokens(server: OfflineServer) -> None:
     assert server.stats.calls == 2
 
 
-def test_latency_is_the_whole_response_time() -> None:
+def test_latency_is_the_whole_response_time(monkeypatch) -> None:
+    """The server sleeps the latency less the model's own work. Shown by the sleeps it asks
+    for, not by an upper bound on the response time, which a busy machine stretches."""
+    from refine_kit.offline import server as server_module
+
+    slept: list[float] = []
+
+    class RecordingTime:  # the server module's `time`, its sleeps recorded
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        def sleep(self, seconds: float) -> None:
+            slept.append(seconds)
+            time.sleep(seconds)
+
+    monkeypatch.setattr(server_module, "time", RecordingTime())
     with serving(latency=0.05) as server:
         client = sdk(server)
         for step in ("draft", "critique"):
             started = time.monotonic()
             client.chat.completions.create(**chat_args(step))
-            assert 0.05 <= time.monotonic() - started < 0.05 + 0.15
+            assert time.monotonic() - started >= 0.05  # never sooner than the latency
+    assert len(slept) == 2 and all(0 <= s < 0.05 for s in slept), slept  # the work counted
 
 
 def test_concurrent_requests_are_served_at_once() -> None:
     n = 4
     with serving(latency=0.2) as server:
         client = sdk(server)
-        started = time.monotonic()
         with ThreadPoolExecutor(n) as pool:
             list(pool.map(lambda _: client.chat.completions.create(**chat_args("draft")), range(n)))
-        elapsed = time.monotonic() - started
-        assert stats(server)["max_in_flight"] == n
-        assert elapsed < 0.2 * n * 0.75  # in parallel, not one after another
+        assert stats(server)["max_in_flight"] == n  # in parallel, not one after another
 
 
 def test_keep_alive_framing_and_oversized_bodies_over_a_raw_socket(server: OfflineServer) -> None:
@@ -242,10 +257,10 @@ def test_drop_closes_the_connection_without_a_response() -> None:
 
 def test_slow_outlasts_the_client_timeout() -> None:
     with serving(faults=plan_failing("slow", slow_seconds=0.5)) as server:
-        started = time.monotonic()
-        with pytest.raises(openai.APITimeoutError):
+        with pytest.raises(openai.APITimeoutError):  # no answer within 0.2 s: the stall held
             sdk(server, timeout=0.2).chat.completions.create(**chat_args("draft"))
-        assert time.monotonic() - started < 0.45
+        counted = stats(server)
+        assert (counted["requests"], counted["injected"]) == (1, {"slow": 1})  # one, no retry
 
 
 @pytest.mark.parametrize("kind", ["bad_json", "bad_critique"])
@@ -260,12 +275,15 @@ def test_broken_critiques_arrive_with_status_200(kind: str) -> None:
         assert stats(server)["injected"] == {kind: 1}
 
 
-def test_sdk_retry_recovers_from_429_honouring_retry_after() -> None:
+def test_sdk_retry_recovers_from_429_honouring_retry_after(caplog) -> None:
+    caplog.set_level(logging.INFO, logger="openai")  # the SDK logs each wait before a retry
     with serving(faults=plan_failing("429", then_ok=True)) as server:
-        started = time.monotonic()
         reply = sdk(server, max_retries=2).chat.completions.create(**chat_args("draft"))
-        # Retry-After says 10 ms; the SDK's own first backoff would be 0.5 s or more.
-        assert time.monotonic() - started < 0.4
+        # Retry-After-Ms says 10 ms (Retry-After, 1 s); the SDK's own first backoff is 0.5 s
+        # or more. The wait it chose, as it logs it, not the time it took: that varies.
+        retry = re.compile(r"Retrying request.* in ([\d.]+) seconds")
+        waits = [float(m[1]) for r in caplog.records if (m := retry.search(r.getMessage()))]
+        assert waits == [0.01], caplog.text
         assert reply.choices[0].message.content
         counted = stats(server)
         assert (counted["requests"], counted["answers"], counted["injected"]) == (2, 1, {"429": 1})

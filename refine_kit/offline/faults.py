@@ -27,7 +27,7 @@ import json
 import os
 import signal
 import threading
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -95,7 +95,7 @@ class Fault(BaseModel):
             return {"x-should-retry": "false"}
         return {}
 
-    def error_body(self) -> dict:
+    def error_body(self) -> dict[str, Any]:
         messages = {
             "429": ("Rate limit reached (injected)", "rate_limit_exceeded"),
             "500": ("The server had an error (injected)", "server_error"),
@@ -120,7 +120,7 @@ class FaultInjector:
         self._seen: dict[str, int] = {}
         self._lock = threading.Lock()
 
-    def decide(self, body: dict, step: str) -> Fault | None:
+    def decide(self, body: dict[str, Any], step: str) -> Fault | None:
         """Whether this request fails, and how. Counts every request it is shown."""
         plan = self.plan
         if not plan.active:

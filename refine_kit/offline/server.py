@@ -390,7 +390,9 @@ class _Handler(BaseHTTPRequestHandler):
         owner.injector.answered()  # may SIGKILL this process (crash_after): intended
         return status
 
-    def _send(self, status: int, payload: dict, headers: dict[str, str] | None = None) -> int:
+    def _send(
+        self, status: int, payload: dict[str, Any], headers: dict[str, str] | None = None
+    ) -> int:
         data = json.dumps(payload).encode()
         framing = {"Content-Type": "application/json", "Content-Length": str(len(data))}
         return self._write(status, framing | (headers or {}), [data])

@@ -8,6 +8,11 @@ no "mock mode" branch anywhere in the pipeline.
 loopback server shares: what a server refuses before any model work, then the answer as a
 `ServerProfile`'s server gives it (token cap, `finish_reason`, rate-limit headers, streamed
 chunks).
+
+`offline_stats` counts, for the whole process, what every offline transport received: a
+real server's counters outlive each client too, and notebooks, tests and benchmarks read
+them to show what the "server" saw (`refine_kit.reset()` zeroes them). A transport is made
+per run, with its own fault injector, so a fault plan counts from zero in every run.
 """
 
 from __future__ import annotations
@@ -104,7 +109,7 @@ offline_stats = ModelStats()
 
 def completion_payload(
     model: str, content: str, prompt_tokens: int, completion_tokens: int
-) -> dict:
+) -> dict[str, Any]:
     """A `chat.completion` object shaped exactly like the OpenAI API's."""
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
@@ -127,7 +132,7 @@ def completion_payload(
     }
 
 
-def run_offline_chat(model: OfflineModel, body: dict) -> dict:
+def run_offline_chat(model: OfflineModel, body: dict[str, Any]) -> dict[str, Any]:
     """Answer one `/chat/completions` request body with the offline model."""
     answer = model.complete(body.get("messages", []), json_mode=is_json_mode(body))
     return completion_payload(
@@ -135,11 +140,11 @@ def run_offline_chat(model: OfflineModel, body: dict) -> dict:
     )
 
 
-def is_json_mode(body: dict) -> bool:
+def is_json_mode(body: dict[str, Any]) -> bool:
     return (body.get("response_format") or {}).get("type") in ("json_object", "json_schema")
 
 
-def stream_events(payload: dict, include_usage: bool = False) -> list[bytes]:
+def stream_events(payload: dict[str, Any], include_usage: bool = False) -> list[bytes]:
     """A completion as OpenAI streams it: server-sent `chat.completion.chunk` events.
 
     The role first, the content in a few pieces, an empty delta with the finish reason,
@@ -151,10 +156,10 @@ def stream_events(payload: dict, include_usage: bool = False) -> list[bytes]:
     head |= {"object": "chat.completion.chunk", "system_fingerprint": None}
     tail = {"usage": None} if include_usage else {}  # OpenAI's chunks say usage: null then
 
-    def event(data: dict) -> bytes:
+    def event(data: dict[str, Any]) -> bytes:
         return b"data: " + json.dumps(data).encode() + b"\n\n"
 
-    def chunk(delta: dict, finish: str | None = None) -> bytes:
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         change = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
         return event({**head, "choices": [change], **tail})
 
@@ -178,7 +183,7 @@ class OfflineReply:
     step: str
     fault: str | None = None  # the injected fault's kind, for logs
     status: int = 200
-    payload: dict = field(default_factory=dict)
+    payload: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False  # close the connection without answering
     stall: float = 0.0  # seconds to hold the request first (the client may time out)
@@ -209,7 +214,7 @@ def read_chat(raw: bytes, profile: ServerProfile = OPENAI) -> dict[str, Any] | O
     else:
         error = check_chat(body, profile)
     if error is None:
-        return body  # check_chat made sure it is a JSON object
+        return dict(body)  # check_chat made sure it is a JSON object
     return OfflineReply("rejected", status=error.status, payload=profile.error_body(error))
 
 
@@ -233,7 +238,7 @@ def admit_chat(
 def answer_chat(
     model: OfflineModel,
     injector: FaultInjector,
-    body: dict,
+    body: dict[str, Any],
     stats: ModelStats,
     profile: ServerProfile = OPENAI,
 ) -> OfflineReply:
@@ -278,7 +283,7 @@ def answer_chat(
     )
 
 
-def _finish(payload: dict, content: str, cap: int) -> None:
+def _finish(payload: dict[str, Any], content: str, cap: int) -> None:
     """Put the final content in the payload, cut at `cap` tokens as a server's limit cuts it.
 
     A cut answer ends with `finish_reason: "length"`, and the usage counts what was sent.
@@ -378,7 +383,7 @@ class OfflineTransport(httpx2.AsyncBaseTransport):
         raise httpx2.ReadTimeout("The read operation timed out", request=request)
 
 
-def models_payload() -> dict:
+def models_payload() -> dict[str, Any]:
     """The `/models` listing: the models the offline back-end serves."""
     return {
         "object": "list",
