@@ -16,7 +16,7 @@ from refine_kit import endpoint
 from refine_kit.offline.server import OfflineServer
 from refine_kit.outputs import read_record, topic_folder_name
 
-TOPICS = [f"Crash resume topic {i}: municipal composting" for i in range(20)]
+TOPICS = [f"Crash resume topic {i}: municipal composting" for i in range(12)]
 LIMIT = 4
 CANARY = "sk-canary-7f3e1d9c2b4a"
 

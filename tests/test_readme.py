@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import subprocess
 from pathlib import Path
 
 from typer.testing import CliRunner
@@ -79,53 +80,63 @@ def readme_commands() -> list[str]:
     return commands
 
 
-def test_every_readme_command_runs_as_written_in_order(tmp_path: Path) -> None:
-    import os
-    import select
-    import shutil
-    import subprocess
-    import sys
+class Clone:
+    """A folder laid out like a fresh clone (the examples, an empty Flyte cache) and a shell
+    in it, as a user has after the README's setup, with `refine-kit` on PATH."""
 
-    shutil.copytree(ROOT / "examples", tmp_path / "examples")
-    (tmp_path / "flyte").mkdir()
-    (tmp_path / "flyte" / "config.yaml").write_text("{}\n")
-    venv_bin = str(Path(sys.executable).parent)
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("REFINE_KIT_", "OPENAI_"))},
-        "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}",
-        "FLYTECTL_CONFIG": str(tmp_path / "flyte" / "config.yaml"),  # an empty cache, as new
-        "XDG_CACHE_HOME": str(tmp_path / "cache"),
-        "REFINE_KIT_OFFLINE_LATENCY": "0",  # the story is the same at any pace
-    }
+    def __init__(self, folder: Path) -> None:
+        import os
+        import shutil
+        import sys
 
-    def shell(command: str) -> subprocess.CompletedProcess[str]:
+        self.folder = folder
+        shutil.copytree(ROOT / "examples", folder / "examples")
+        (folder / "flyte").mkdir()
+        (folder / "flyte" / "config.yaml").write_text("{}\n")
+        venv_bin = str(Path(sys.executable).parent)
+        inherited = os.environ.items()
+        self.env = {
+            **{k: v for k, v in inherited if not k.startswith(("REFINE_KIT_", "OPENAI_"))},
+            "PATH": f"{venv_bin}{os.pathsep}{os.environ['PATH']}",
+            "FLYTECTL_CONFIG": str(folder / "flyte" / "config.yaml"),  # an empty cache, as new
+            "XDG_CACHE_HOME": str(folder / "cache"),
+            "REFINE_KIT_OFFLINE_LATENCY": "0",  # the story is the same at any pace
+        }
+        self.demo = "refine-kit " + " ".join(shlex.quote(a) for a in demo_arguments())
+
+    def run(self, command: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            ["bash", "-c", command], cwd=tmp_path, env=env, capture_output=True, text=True,
-            timeout=300,
+            ["bash", "-c", command], cwd=self.folder, env=self.env, capture_output=True,
+            text=True, timeout=300,
         )  # fmt: skip
 
-    demo = "refine-kit " + " ".join(shlex.quote(a) for a in demo_arguments())
-    assert shell(demo).returncode == 0
-    ran: dict[str, subprocess.CompletedProcess[str]] = {}
-    server = None
-    try:
-        for command in readme_commands():
-            if any(mark in command for mark in NOT_RUN_HERE):
-                continue
-            if command.endswith("&"):  # the README starts the server in the background
-                server = subprocess.Popen(
-                    ["bash", "-c", f"exec {command[:-1]}"], cwd=tmp_path, env=env,
-                    stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                )  # fmt: skip
-                ready, _, _ = select.select([server.stdout], [], [], 60)
-                assert ready and "offline server on" in server.stdout.readline()
-                continue
-            ran[command] = shell(command)
-    finally:
-        if server is not None:
-            server.terminate()
-            server.wait(timeout=20)
+    def start(self, command: str) -> subprocess.Popen[str]:
+        """A command the README starts in the background (`... &`), once it is listening."""
+        import select
 
+        server = subprocess.Popen(
+            ["bash", "-c", f"exec {command.rstrip('&')}"], cwd=self.folder, env=self.env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        ready, _, _ = select.select([server.stdout], [], [], 60)
+        assert ready and server.stdout and "offline server on" in server.stdout.readline()
+        return server
+
+
+def _over_http_or_deploy(command: str) -> bool:
+    """The README's server example (started with `&`, then used) and its deployment check:
+    independent of the demo's folders, so they run in a test of their own."""
+    return command.endswith("&") or "127.0.0.1:8787" in command or " deploy " in command
+
+
+def test_every_readme_command_runs_as_written_in_order(tmp_path: Path) -> None:
+    clone = Clone(tmp_path)
+    assert clone.run(clone.demo).returncode == 0
+    ran = {
+        command: clone.run(command)
+        for command in readme_commands()
+        if not any(mark in command for mark in NOT_RUN_HERE) and not _over_http_or_deploy(command)
+    }
     crash = next(c for c in ran if "crash_after" in c)
     for command, done in ran.items():
         expected = (-9, 137) if command == crash else (0,)
@@ -139,11 +150,36 @@ def test_every_readme_command_runs_as_written_in_order(tmp_path: Path) -> None:
     assert replayed > 0 and sent < 33, resume.stdout  # a resume, not a new run
     assert "were replayed from checkpoints saved in crash_demo" in resume.stderr
 
-    # After the demo, the same fault plan in the demo's folder replays every step: it says so.
-    again = shell(f"{demo} --faults '{{\"rate\": 0.2}}'")
+
+def test_the_readme_server_and_deployment_commands_run_as_written(tmp_path: Path) -> None:
+    clone = Clone(tmp_path)
+    commands = [c for c in readme_commands() if _over_http_or_deploy(c)]
+    assert any(c.endswith("&") for c in commands) and any(" deploy " in c for c in commands)
+    server = None
+    try:
+        for command in commands:
+            if any(mark in command for mark in NOT_RUN_HERE):
+                continue
+            if command.endswith("&"):
+                server = clone.start(command)
+                continue
+            done = clone.run(command)
+            assert done.returncode == 0, (command, done.stdout, done.stderr)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=20)
+
+
+def test_a_rerun_in_the_demos_folder_says_what_it_reused(tmp_path: Path) -> None:
+    """After the demo, the same fault plan in the demo's folder replays every step (and shows
+    no fault): it says so, and how to pay again. The demo again comes from the cache."""
+    clone = Clone(tmp_path)
+    assert clone.run(clone.demo).returncode == 0
+    again = clone.run(f"{clone.demo} --faults '{{\"rate\": 0.2}}'")
     assert again.returncode == 0 and "requests sent 0" in again.stdout
     assert "33 of 33 steps were replayed" in again.stderr and "--fresh" in again.stderr
-    cached = shell(demo)
+    cached = clone.run(clone.demo)
     assert "5 of 5 topics came from the cache" in cached.stderr, cached.stderr
     assert "--refresh-cache" in cached.stderr
 
