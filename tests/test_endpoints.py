@@ -61,6 +61,16 @@ def run_cli(topic: str, base_url: str, out: Path):  # noqa: ANN201 - typer's Res
     )
 
 
+def kit(
+    *args: str, base_url: str, out: Path, model: str = "m", **env: str
+) -> subprocess.CompletedProcess[str]:
+    """`refine-kit ARGS` in a new process against `base_url`, as a user types it."""
+    command = [sys.executable, "-m", "refine_kit.cli", *args, "--base-url", base_url,
+               "--model", model, "-o", str(out)]  # fmt: skip
+    environment = {**os.environ, **env}
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=environment)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -193,13 +203,10 @@ def test_a_failed_topic_is_counted_alike_in_its_record_the_manifest_and_the_cli(
         return error(500, "critic down")
 
     with StubEndpoint(respond) as stub:
-        command = [
-            sys.executable, "-m", "refine_kit.cli", "batch", "Tidal power", "Re-ask topic",
-            "--base-url", stub.base_url, "--model", "m", "-o", str(tmp_path), "--no-cache",
-            "--retries", "0",
-        ]  # fmt: skip
-        env = {**os.environ, "REFINE_KIT_CLIENT_BACKOFF": "0"}
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+        done = kit(
+            "batch", "Tidal power", "Re-ask topic", "--no-cache", "--retries", "0",
+            base_url=stub.base_url, out=tmp_path, REFINE_KIT_CLIENT_BACKOFF="0",
+        )  # fmt: skip
     assert done.returncode == 1, done.stderr
     manifest = json.loads((tmp_path / "manifest.json").read_text())
     spent = {}
@@ -231,11 +238,8 @@ def test_a_failure_is_printed_once_in_clean_sentences(tmp_path: Path) -> None:
         return healthy(received, n)
 
     with StubEndpoint(limited) as stub:
-        command = [
-            sys.executable, "-m", "refine_kit.cli", "run", "Tidal power", "--base-url",
-            stub.base_url, "--model", "m", "-o", str(tmp_path), "--no-cache", "--retries", "0",
-        ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        done = kit("run", "Tidal power", "--no-cache", "--retries", "0",
+                   base_url=stub.base_url, out=tmp_path)  # fmt: skip
     shown = done.stdout + done.stderr
     assert done.returncode == 1, shown
     assert shown.count("Rate limit exceeded") == 1, shown
@@ -274,12 +278,8 @@ def test_a_price_is_estimated_only_where_it_is_known(tmp_path: Path) -> None:
     until the user states one; the manifest records only settings that applied."""
 
     def run(out: str, **env: str) -> tuple[str, dict]:
-        command = [
-            sys.executable, "-m", "refine_kit.cli", "run", "Tidal power", "--base-url",
-            stub.base_url, "--model", "gpt-4o-mini", "-o", str(tmp_path / out),
-        ]  # fmt: skip
-        environment = {**os.environ, **env}
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120, env=environment)
+        done = kit("run", "Tidal power", base_url=stub.base_url, out=tmp_path / out,
+                   model="gpt-4o-mini", **env)  # fmt: skip
         assert done.returncode == 0, done.stderr
         return done.stdout, json.loads((tmp_path / out / "manifest.json").read_text())
 
@@ -311,11 +311,7 @@ def test_the_critic_is_told_the_topic(tmp_path: Path) -> None:
 
     topics = ["Heat pumps in cold climates", "Urban beekeeping"]
     with StubEndpoint(one_draft) as stub:
-        command = [
-            sys.executable, "-m", "refine_kit.cli", "batch", *topics, "--base-url",
-            stub.base_url, "--model", "m", "-o", str(tmp_path), "--no-cache", "-n", "1",
-        ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        done = kit("batch", *topics, "--no-cache", "-n", "1", base_url=stub.base_url, out=tmp_path)
     assert done.returncode == 0, done.stderr
     first_critiques = {}
     for received in stub.received:
@@ -380,11 +376,7 @@ def test_url_credentials_echoed_in_any_form_reach_no_file_and_no_terminal(tmp_pa
 
     with StubEndpoint(echo) as stub:
         url = stub.base_url.replace("http://", f"http://alice:{password}@")
-        command = [
-            sys.executable, "-m", "refine_kit.cli", "run", "Tidal power", "--base-url", url,
-            "--model", "m", "-o", str(tmp_path), "--no-cache", "--retries", "0",
-        ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        done = kit("run", "Tidal power", "--no-cache", "--retries", "0", base_url=url, out=tmp_path)
     assert stub.received[0].headers["authorization"] == f"Basic {encoded}"  # sent as Basic
     assert done.returncode == 1 and "HTTP 401" in done.stderr + done.stdout
     for secret in (encoded, encoded.rstrip("="), password, f"alice:{password}"):
@@ -412,11 +404,9 @@ def test_a_gateways_own_retry_hint_is_honoured(tmp_path: Path) -> None:
         return healthy(received, n)
 
     with StubEndpoint(litellm) as stub:
-        command = [
-            sys.executable, "-m", "refine_kit.cli", "run", "Tidal power", "--base-url",
-            stub.base_url, "--model", "m", "-o", str(tmp_path), "--no-cache", "-n", "1",
-        ]  # fmt: skip
-        done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        done = kit(
+            "run", "Tidal power", "--no-cache", "-n", "1", base_url=stub.base_url, out=tmp_path
+        )
     assert done.returncode == 0, done.stderr
     assert seen[1] - seen[0] >= 1.5, seen[1] - seen[0]
     assert "client retries 1" in done.stdout
