@@ -256,6 +256,17 @@ def test_batch_progress_survives_odd_events():
     assert "failed: &lt;boom&gt;" in markup and "unknown" in markup
 
 
+def test_batch_progress_says_why_calls_are_held():
+    """A wait for a rate limit is about the whole batch: shown above the rows, not as one."""
+    progress = display.BatchProgress(["x"], widgets=False)
+    why = "calls held 30 s for the requests-per-minute limit (2 RPM, stated) <now>"
+    progress(ProgressEvent(topic="", kind="waiting", message=why))
+    assert progress.notice == why and set(progress.state) == {"x"}
+    assert (
+        progress.to_html().startswith("<p>calls held 30 s") and "&lt;now&gt;" in progress.to_html()
+    )
+
+
 def test_widgets_are_off_outside_a_kernel_or_without_ipywidgets(monkeypatch: pytest.MonkeyPatch):
     assert display.BatchProgress(["x"]).widgets is False  # pytest is not a Jupyter kernel
     monkeypatch.setitem(sys.modules, "ipywidgets", None)  # as if not installed
