@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import httpx2
 
 from refine_kit import progress
+from refine_kit.retries import retry_after
 
 # Providers tokenise; a few characters per token is close enough to pace by, and the
 # server's own count corrects the budget with every answer.
@@ -209,7 +210,7 @@ class Pacer:
         )
         if status == 429:
             self.rate_limited += 1
-            pause = _retry_after(headers)
+            pause = retry_after(headers)
             if pause is None:  # no advice: until the emptier budget has refilled a little
                 pause = 1.0
             self._paused_until = max(self._paused_until, now + pause)
@@ -239,36 +240,6 @@ class Pacer:
         return _Budget(limit=limit, level=min(remaining, limit) - unseen)
 
 
-#: Gateways' own names for Retry-After: litellm's 429 carries only this one (in seconds).
-GATEWAY_RETRY_AFTER = ("llm_provider-retry-after",)
-
-
-def _standard_retry_after(headers: httpx2.Headers) -> None:
-    """Give a gateway's wait hint its standard name, so the SDK's retry and the pacer both
-    honour it instead of guessing a pause of their own."""
-    if "retry-after" in headers or "retry-after-ms" in headers:
-        return
-    for name in GATEWAY_RETRY_AFTER:
-        value = headers.get(name)
-        if value is not None:
-            headers["retry-after"] = value
-            return
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    with_ms = headers.get("retry-after-ms")
-    if with_ms is not None:
-        try:
-            return float(with_ms) / 1000
-        except ValueError:
-            pass
-    seconds = headers.get("retry-after")
-    try:
-        return float(seconds) if seconds is not None else None
-    except ValueError:
-        return None
-
-
 class PacedTransport(httpx2.AsyncBaseTransport):
     """Sends each chat request when the run's pacer allows it, and teaches it every answer."""
 
@@ -288,7 +259,6 @@ class PacedTransport(httpx2.AsyncBaseTransport):
         cap = body.get("max_completion_tokens") or body.get("max_tokens") or 0
         async with self.pacer.sending(tokens, cap if isinstance(cap, int) else 0):
             response = await self.inner.handle_async_request(request)
-        _standard_retry_after(response.headers)
         self.pacer.learn(response.status_code, response.headers)
         return response
 

@@ -16,7 +16,7 @@ end still reports every request and retry it made.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import httpx2
 import tenacity
@@ -29,9 +29,20 @@ MAX_BACKOFF = 8.0
 MAX_RETRY_AFTER = 120.0
 
 
-def retry_after(headers: httpx2.Headers) -> float | None:
-    """The server's wait in seconds (`retry-after-ms` first, as OpenAI sends both)."""
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+#: Where servers say how long to wait, in the order read: OpenAI sends the first two, and
+#: litellm's gateway only the last (seconds), which clients that know only Retry-After miss.
+RETRY_AFTER_HEADERS = (
+    ("retry-after-ms", 1000.0),
+    ("retry-after", 1.0),
+    ("llm_provider-retry-after", 1.0),
+)
+
+
+def retry_after(headers: Mapping[str, str]) -> float | None:
+    """The server's wait in seconds, from whichever of its wait headers it sent.
+
+    One reading for both the retry of a call and the pacer's pause of the whole run."""
+    for name, scale in RETRY_AFTER_HEADERS:
         value = headers.get(name)
         if value is not None:
             try:

@@ -61,6 +61,8 @@ def test_a_dropped_connection_is_retried_and_the_last_error_raised() -> None:
 def test_the_server_says_how_long_and_whether() -> None:
     _, _, slept = send([(429, {"retry-after-ms": "1500", "retry-after": "2"}), 200])
     assert slept == [1.5]
+    _, _, slept = send([(429, {"llm_provider-retry-after": "0.7"}), 200])  # litellm's name
+    assert slept == [0.7]
     _, attempts, _ = send([(500, {"x-should-retry": "false"})])
     assert attempts == [1]
     _, attempts, _ = send([(400, {"x-should-retry": "true"}), 200])
